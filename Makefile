@@ -103,10 +103,11 @@ $(BUILD)/tests/%: tests/%.c $(TESTLIB_OBJS) $(STATIC) | need-cmocka
 
 -include $(TEST_BINS:=.d) $(TESTLIB_OBJS:.o=.d)
 
-build-tests: all $(TEST_BINS)
+# The example programs are built too: tests/test_examples.c runs them.
+build-tests: all $(TEST_BINS) $(EXAMPLE_BINS)
 
 test: build-tests
-	@tests/run-tests.sh $(TEST_BINS)
+	@TK_EXAMPLES_DIR=$(BUILD)/examples tests/run-tests.sh $(TEST_BINS)
 check: test
 
 test-asan:
@@ -119,7 +120,7 @@ VALGRIND := valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indir
 test-valgrind:
 	@tools/need cmd valgrind valgrind
 	$(MAKE) BUILD=build/valgrind CFLAGS="-O0 -g" build-tests
-	@TK_TEST_MODE=valgrind TK_TEST_WRAPPER="$(VALGRIND)" \
+	@TK_EXAMPLES_DIR=build/valgrind/examples TK_TEST_MODE=valgrind TK_TEST_WRAPPER="$(VALGRIND)" \
 	    tests/run-tests.sh $(TEST_BINS:$(BUILD)/%=build/valgrind/%)
 
 # ---------------------------------------------------------------- examples
@@ -135,7 +136,7 @@ demo: examples
 # ---------------------------------------------------------------- docs
 docs:
 	@tools/need cmd doxygen doxygen
-	@mkdir -p $(BUILD)/docs
+	@mkdir -p build/docs
 	doxygen docs/Doxyfile
 
 # ---------------------------------------------------------------- bench
