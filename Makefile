@@ -107,6 +107,7 @@ $(BUILD)/tests/%: tests/%.c $(TESTLIB_OBJS) $(STATIC) | need-cmocka
 build-tests: all $(TEST_BINS) $(EXAMPLE_BINS)
 
 test: build-tests
+	@[ -n "$(EXTRA_CFLAGS)" ] || tools/check-install.sh $(BUILD)
 	@TK_EXAMPLES_DIR=$(BUILD)/examples tests/run-tests.sh $(TEST_BINS)
 check: test
 

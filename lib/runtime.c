@@ -63,8 +63,10 @@ static int64_t ns_left(const tk__deadline *d)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    int64_t ns = (int64_t)(d->at.tv_sec - now.tv_sec) * 1000000000LL +
-                 (d->at.tv_nsec - now.tv_nsec);
+    int64_t sec = (int64_t)(d->at.tv_sec - now.tv_sec);
+    if (sec > 1000000000) /* ~31 years: avoid overflowing the product */
+        return INT64_MAX / 2;
+    int64_t ns = sec * 1000000000LL + (d->at.tv_nsec - now.tv_nsec);
     return ns > 0 ? ns : 0;
 }
 
@@ -221,14 +223,13 @@ int tk__wait_fds(struct pollfd *fds, nfds_t n, unsigned flags, const tk__deadlin
         total = n + 1;
     }
     for (;;) {
+        bool stopped = false;
         if (s) {
             atomic_store(&s->waiting, TK__WAITING_FD);
-            if (atomic_load(&s->requested)) {
-                wait_leave(s);
-                return TK_ECANCELED;
-            }
+            stopped = atomic_load(&s->requested) != 0;
         }
-        int r = poll(fds, total, tk__deadline_ms(d));
+        /* Once stopped, only poll: a wait that can complete still does. */
+        int r = poll(fds, total, stopped ? 0 : tk__deadline_ms(d));
         int err = errno;
         if (s)
             wait_leave(s);

@@ -77,6 +77,15 @@ enum tk_error {
     TK_OWNERDEAD = 1
 };
 
+/**
+ * @brief Block without a time limit: pass as a timeout (Python's None).
+ *
+ * Timeouts everywhere are `double` seconds: TK_FOREVER (exactly -1.0) and
+ * +INFINITY block; 0 and any other negative value poll; any finite value,
+ * however large, is valid; NaN is TK_EINVAL.
+ */
+#define TK_FOREVER (-1.0)
+
 TK_BEGIN_DECLS
 
 /**
