@@ -70,20 +70,20 @@ static struct {
     const char *curve_name;
 } bh;
 
-static double bh_now(void)
+static inline double bh_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e9 + ts.tv_nsec;
 }
 
-static void bh_die(const char *what)
+static inline void bh_die(const char *what)
 {
     fprintf(stderr, "%s: %s\n", bh.prog, what);
     exit(1);
 }
 
-static FILE *bh_open(const char *name, const char *header)
+static inline FILE *bh_open(const char *name, const char *header)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", bh.out, name);
@@ -97,7 +97,7 @@ static FILE *bh_open(const char *name, const char *header)
     return f;
 }
 
-static void bh_init(const char *prog)
+static inline void bh_init(const char *prog)
 {
     const char *q = getenv("BENCH_QUICK"), *r = getenv("BENCH_ROUNDS");
     bh.prog = prog;
@@ -117,7 +117,7 @@ static void bh_init(const char *prog)
 
 /* ------------------------------------------------------------ formatting */
 
-static const char *bh_fmt(char *buf, size_t cap, enum bh_unit u, double v)
+static inline const char *bh_fmt(char *buf, size_t cap, enum bh_unit u, double v)
 {
     if (isnan(v))
         snprintf(buf, cap, "-");
@@ -135,12 +135,12 @@ static const char *bh_fmt(char *buf, size_t cap, enum bh_unit u, double v)
     return buf;
 }
 
-static const char *bh_unit_name(enum bh_unit u)
+static inline const char *bh_unit_name(enum bh_unit u)
 {
     return u == BH_NS ? "ns/op" : u == BH_BYTES ? "bytes" : "count";
 }
 
-static void bh_section(const char *title)
+static inline void bh_section(const char *title)
 {
     bh.section = title;
     printf("\n== %s\n%-40s %-26s %10s %10s %10s %8s  %s\n", title, "row", "impl", "median",
@@ -152,7 +152,7 @@ static void bh_section(const char *title)
 
 /* Prints and records one side's line of a row (the row's name is shown on
  * its first line only); ratio is NAN for side 0. */
-static void bh_emit(const char *row, bool first, const char *impl, enum bh_unit u, double med,
+static inline void bh_emit(const char *row, bool first, const char *impl, enum bh_unit u, double med,
                     double min, double max, int rounds, double ratio, double target,
                     const char *note)
 {
@@ -189,7 +189,7 @@ static void bh_emit(const char *row, bool first, const char *impl, enum bh_unit 
 /* ------------------------------------------------------------ measuring */
 
 /* Runs a peer for n operations; returns ns per operation, or NAN. */
-static double bh_peer(const char *peer, long n)
+static inline double bh_peer(const char *peer, long n)
 {
     const char *glib = getenv("BENCH_GLIB"), *py = getenv("BENCH_PY");
     const char *pyexe = getenv("BENCH_PYTHON") ? getenv("BENCH_PYTHON") : "python3";
@@ -208,7 +208,7 @@ static double bh_peer(const char *peer, long n)
     return v;
 }
 
-static const char *bh_peer_missing(const char *peer)
+static inline const char *bh_peer_missing(const char *peer)
 {
     if (peer == NULL)
         return NULL;
@@ -221,7 +221,7 @@ static const char *bh_peer_missing(const char *peer)
 }
 
 /* One round of a side: ns per operation. */
-static double bh_round(const struct bh_side *s, long n)
+static inline double bh_round(const struct bh_side *s, long n)
 {
     if (s->peer != NULL)
         return bh_peer(s->peer, n);
@@ -231,7 +231,7 @@ static double bh_round(const struct bh_side *s, long n)
 }
 
 /* Finds n so that a round lasts about bh.round_ns (doubles as a warm-up). */
-static long bh_calibrate(const struct bh_side *s)
+static inline long bh_calibrate(const struct bh_side *s)
 {
     long n = 1;
     for (;;) {
@@ -250,13 +250,13 @@ static long bh_calibrate(const struct bh_side *s)
     }
 }
 
-static int bh_cmp(const void *a, const void *b)
+static inline int bh_cmp(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
 }
 
-static void bh_stats_finish(struct bh_stats *st, int rounds)
+static inline void bh_stats_finish(struct bh_stats *st, int rounds)
 {
     double v[BH_MAX_ROUNDS];
     memcpy(v, st->round, sizeof(double) * rounds);
@@ -267,7 +267,7 @@ static void bh_stats_finish(struct bh_stats *st, int rounds)
 }
 
 /* Calibrates every runnable side, then runs the interleaved rounds. */
-static void bh_measure(struct bh_side *sides, int ns, struct bh_stats *st)
+static inline void bh_measure(struct bh_side *sides, int ns, struct bh_stats *st)
 {
     for (int i = 0; i < ns; i++) {
         memset(&st[i], 0, sizeof st[i]);
@@ -300,7 +300,7 @@ static void bh_measure(struct bh_side *sides, int ns, struct bh_stats *st)
 }
 
 /* A timed row: sides[0] is libtaskkit, the others its baselines. */
-static void bh_row(const char *row, struct bh_side *sides, int ns)
+static inline void bh_row(const char *row, struct bh_side *sides, int ns)
 {
     struct bh_stats st[BH_MAX_SIDES];
     bh_measure(sides, ns, st);
@@ -314,7 +314,7 @@ static void bh_row(const char *row, struct bh_side *sides, int ns)
 /* An untimed figure (bytes, counts): median/min/max of values measured
  * alternately by the caller, v[side][round]; side 0 is libtaskkit, printed
  * as `missing0` instead when that is set. */
-static void bh_value_row(const char *row, enum bh_unit u, const char **impls, int ns,
+static inline void bh_value_row(const char *row, enum bh_unit u, const char **impls, int ns,
                          int rounds, double v[][BH_MAX_ROUNDS], const char *missing0)
 {
     struct bh_stats st[BH_MAX_SIDES];
@@ -333,7 +333,7 @@ static void bh_value_row(const char *row, enum bh_unit u, const char **impls, in
 /* ------------------------------------------------------------ curves */
 
 /* Starts $BENCH_OUT/<name>.dat; run-bench.sh plots it with these labels. */
-static void bh_curve_begin(const char *name, const char *title, const char *xlabel,
+static inline void bh_curve_begin(const char *name, const char *title, const char *xlabel,
                            bool logy, struct bh_side *sides, int ns)
 {
     char file[128];
@@ -353,7 +353,7 @@ static void bh_curve_begin(const char *name, const char *title, const char *xlab
 }
 
 /* Measures one point of the current curve (x is its label). */
-static void bh_curve_point(const char *x, struct bh_side *sides, int ns)
+static inline void bh_curve_point(const char *x, struct bh_side *sides, int ns)
 {
     struct bh_stats st[BH_MAX_SIDES];
     char row[96];
@@ -373,7 +373,7 @@ static void bh_curve_point(const char *x, struct bh_side *sides, int ns)
     fflush(bh.curve);
 }
 
-static void bh_curve_end(void)
+static inline void bh_curve_end(void)
 {
     fclose(bh.curve);
     bh.curve = NULL;
@@ -382,7 +382,7 @@ static void bh_curve_end(void)
 /* ------------------------------------------------------------ memory */
 
 /* Resident set size of this process, in bytes (from /proc/self/statm). */
-static double bh_rss(void)
+static inline double bh_rss(void)
 {
     long pages = 0, resident = 0;
     FILE *f = fopen("/proc/self/statm", "r");
@@ -394,7 +394,7 @@ static double bh_rss(void)
 }
 
 /* Bytes the main malloc arena has handed out (counts this thread's mallocs). */
-static double bh_heap(void)
+static inline double bh_heap(void)
 {
     struct mallinfo2 mi = mallinfo2();
     return (double)mi.uordblks + (double)mi.hblkhd;
@@ -404,7 +404,7 @@ static double bh_heap(void)
  * every process holding it) releases them all at once with EOF. */
 struct bh_gate { int r, w; };
 
-static void bh_gate_open(struct bh_gate *g)
+static inline void bh_gate_open(struct bh_gate *g)
 {
     int fd[2];
     if (pipe(fd) != 0)
@@ -413,20 +413,20 @@ static void bh_gate_open(struct bh_gate *g)
     g->w = fd[1];
 }
 
-static void bh_gate_wait(const struct bh_gate *g)
+static inline void bh_gate_wait(const struct bh_gate *g)
 {
     char c;
     while (read(g->r, &c, 1) < 0 && errno == EINTR)
         ;
 }
 
-static void bh_gate_release(struct bh_gate *g)
+static inline void bh_gate_release(struct bh_gate *g)
 {
     close(g->w);
     g->w = -1;
 }
 
-static void bh_gate_close(struct bh_gate *g)
+static inline void bh_gate_close(struct bh_gate *g)
 {
     if (g->w >= 0)
         close(g->w);
@@ -436,7 +436,7 @@ static void bh_gate_close(struct bh_gate *g)
 /* Runs fn in a freshly forked child and brings back its nout figures, so a
  * memory measurement never sees what earlier rounds left in malloc's caches
  * or glibc's stack cache. */
-static void bh_in_child(void (*fn)(void *arg, double *out), void *arg, double *out, int nout)
+static inline void bh_in_child(void (*fn)(void *arg, double *out), void *arg, double *out, int nout)
 {
     int fd[2];
     if (pipe(fd) != 0)
@@ -467,7 +467,7 @@ static void bh_in_child(void (*fn)(void *arg, double *out), void *arg, double *o
 }
 
 /* Records the program's peak RSS and closes the output files. */
-static int bh_finish(void)
+static inline int bh_finish(void)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

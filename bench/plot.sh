@@ -17,7 +17,8 @@ set output "$svg"
 set title "$(meta title)"
 set xlabel "$(meta xlabel)"
 set ylabel "$(meta ylabel)"
-set key top left
+set key top left noenhanced
+set termoption noenhanced
 set grid ytics
 set yrange [0:*]
 $logy
