@@ -1,0 +1,482 @@
+/*
+ * bench/harness.h - the measuring loop every bench program shares.
+ *
+ * A *row* compares libtaskkit (side 0) with one or more baselines doing the
+ * same work. Each side is either a C function run in this process or an
+ * external *peer* (the GLib helper, the Python script) run once per round.
+ * Every side is first calibrated so one round lasts about BH_ROUND_MS, then
+ * the sides take turns, round after round (forward on even rounds, backward
+ * on odd ones, so no side always runs on a warm or a cold machine). A figure
+ * is the median of the rounds' time per operation, with min and max; the
+ * ratio is libtaskkit's median / the baseline's median (below 1: faster).
+ *
+ * Output: a plain-text table on stdout, rows appended to $BENCH_OUT/results.csv
+ * and results.md, curve points to $BENCH_OUT/<curve>.dat (tools/run-bench.sh
+ * plots them). Environment: BENCH_QUICK=1 shortens the rounds; BENCH_ROUNDS
+ * (>= 7); BENCH_OUT (default build/bench); BENCH_GLIB and BENCH_PY name the
+ * peers (unset: those baselines are skipped with a note).
+ *
+ * Header-only: each bench/NAME.c is its own program (see the Makefile).
+ */
+#ifndef BENCH_HARNESS_H
+#define BENCH_HARNESS_H
+
+#include <errno.h>
+#include <malloc.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BH_MAX_SIDES 6
+#define BH_MAX_ROUNDS 31
+
+enum bh_unit { BH_NS, BH_BYTES, BH_COUNT };
+
+/* Runs the operation n times. ctx is the side's own state. */
+typedef void (*bh_body)(void *ctx, long n);
+
+struct bh_side {
+    const char *impl;    /* "libtaskkit", "pthread", "GLib", "Python" ... */
+    bh_body body;        /* in-process side, or NULL */
+    void *ctx;
+    const char *peer;    /* "glib NAME" or "py NAME": run by the peer, or NULL */
+    double max_ratio;    /* target: libtaskkit/this <= max_ratio (0: none) */
+    const char *missing; /* set: the side cannot run, print this instead */
+};
+
+struct bh_stats {
+    bool ok;
+    long n;                     /* operations per round */
+    double round[BH_MAX_ROUNDS]; /* ns per operation */
+    double median, min, max;
+};
+
+static struct {
+    const char *prog;
+    const char *out;
+    bool quick;
+    int rounds;
+    double round_ns;
+    FILE *csv, *md;
+    const char *section;
+    FILE *curve;
+    const char *curve_name;
+} bh;
+
+static inline double bh_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static inline void bh_die(const char *what)
+{
+    fprintf(stderr, "%s: %s\n", bh.prog, what);
+    exit(1);
+}
+
+static inline FILE *bh_open(const char *name, const char *header)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", bh.out, name);
+    FILE *f = fopen(path, "a");
+    if (f == NULL) {
+        fprintf(stderr, "%s: cannot open %s: %s\n", bh.prog, path, strerror(errno));
+        exit(1);
+    }
+    if (header != NULL && ftell(f) == 0)
+        fputs(header, f);
+    return f;
+}
+
+static inline void bh_init(const char *prog)
+{
+    const char *q = getenv("BENCH_QUICK"), *r = getenv("BENCH_ROUNDS");
+    bh.prog = prog;
+    bh.quick = q != NULL && *q != '\0' && strcmp(q, "0") != 0;
+    bh.out = getenv("BENCH_OUT") ? getenv("BENCH_OUT") : "build/bench";
+    bh.rounds = r ? atoi(r) : 7;
+    if (bh.rounds < 7)
+        bh.rounds = 7;
+    if (bh.rounds > BH_MAX_ROUNDS)
+        bh.rounds = BH_MAX_ROUNDS;
+    bh.round_ns = (bh.quick ? 6 : 40) * 1e6;
+    bh.csv = bh_open("results.csv", "program,section,row,impl,unit,median,min,max,"
+                                    "rounds,ratio,target,met\n");
+    bh.md = bh_open("results.md", NULL);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+}
+
+/* ------------------------------------------------------------ formatting */
+
+static inline const char *bh_fmt(char *buf, size_t cap, enum bh_unit u, double v)
+{
+    if (isnan(v))
+        snprintf(buf, cap, "-");
+    else if (u == BH_COUNT)
+        snprintf(buf, cap, "%.3g", v);
+    else if (u == BH_BYTES)
+        snprintf(buf, cap, v >= 1048576.0 ? "%.2f MiB" : v >= 10240 ? "%.1f KiB" : "%.0f B",
+                 v >= 1048576.0 ? v / 1048576 : v >= 10240 ? v / 1024 : v);
+    else if (v >= 1e6)
+        snprintf(buf, cap, "%.2f ms", v / 1e6);
+    else if (v >= 1e3)
+        snprintf(buf, cap, "%.2f us", v / 1e3);
+    else
+        snprintf(buf, cap, "%.1f ns", v);
+    return buf;
+}
+
+static inline const char *bh_unit_name(enum bh_unit u)
+{
+    return u == BH_NS ? "ns/op" : u == BH_BYTES ? "bytes" : "count";
+}
+
+static inline void bh_section(const char *title)
+{
+    bh.section = title;
+    printf("\n== %s\n%-40s %-26s %10s %10s %10s %8s  %s\n", title, "row", "impl", "median",
+           "min", "max", "ratio", "target");
+    fprintf(bh.md, "\n### %s\n\n| row | impl | median | min | max | libtaskkit / impl | target |\n"
+                   "|---|---|---:|---:|---:|---:|---|\n", title);
+    fflush(bh.md);
+}
+
+/* Prints and records one side's line of a row (the row's name is shown on
+ * its first line only); ratio is NAN for side 0. */
+static inline void bh_emit(const char *row, bool first, const char *impl, enum bh_unit u, double med,
+                    double min, double max, int rounds, double ratio, double target,
+                    const char *note)
+{
+    char a[32], b[32], c[32], rt[32] = "", tg[48] = "";
+    const char *met = "";
+    if (!isnan(ratio))
+        snprintf(rt, sizeof rt, "%.2fx", ratio);
+    if (target > 0 && !isnan(ratio)) {
+        met = ratio <= target ? "met" : "NOT met";
+        snprintf(tg, sizeof tg, "<= %.3gx %s", target, met);
+    }
+    if (note != NULL) {
+        printf("%-40s %-26s %s\n", first ? row : "", impl, note);
+        fprintf(bh.md, "| %s | %s | %s | | | | |\n", first ? row : "", impl, note);
+        fflush(bh.md);
+        return;
+    }
+    printf("%-40s %-26s %10s %10s %10s %8s  %s\n", first ? row : "", impl, bh_fmt(a, sizeof a, u, med),
+           bh_fmt(b, sizeof b, u, min), bh_fmt(c, sizeof c, u, max), rt, tg);
+    fprintf(bh.csv, "%s,%s,\"%s\",%s,%s,%.6g,%.6g,%.6g,%d,", bh.prog, bh.section, row, impl,
+            bh_unit_name(u), med, min, max, rounds);
+    if (!isnan(ratio))
+        fprintf(bh.csv, "%.4f", ratio);
+    if (target > 0)
+        fprintf(bh.csv, ",<=%.3g,%s\n", target, met);
+    else
+        fprintf(bh.csv, ",,\n");
+    fprintf(bh.md, "| %s | %s | %s | %s | %s | %s | %s |\n", first ? row : "", impl, a, b, c,
+            rt, tg);
+    fflush(bh.csv);
+    fflush(bh.md);
+}
+
+/* ------------------------------------------------------------ measuring */
+
+/* Runs a peer for n operations; returns ns per operation, or NAN. */
+static inline double bh_peer(const char *peer, long n)
+{
+    const char *glib = getenv("BENCH_GLIB"), *py = getenv("BENCH_PY");
+    const char *pyexe = getenv("BENCH_PYTHON") ? getenv("BENCH_PYTHON") : "python3";
+    char cmd[1024];
+    if (strncmp(peer, "glib ", 5) == 0)
+        snprintf(cmd, sizeof cmd, "'%s' %s %ld", glib, peer + 5, n);
+    else
+        snprintf(cmd, sizeof cmd, "'%s' '%s' %s %ld", pyexe, py, peer + 3, n);
+    fflush(NULL);
+    FILE *p = popen(cmd, "r");
+    double v = NAN;
+    if (p == NULL || fscanf(p, "%lf", &v) != 1)
+        v = NAN;
+    if (p != NULL && pclose(p) != 0)
+        v = NAN;
+    return v;
+}
+
+static inline const char *bh_peer_missing(const char *peer)
+{
+    if (peer == NULL)
+        return NULL;
+    if (strncmp(peer, "glib ", 5) == 0) {
+        const char *g = getenv("BENCH_GLIB");
+        return g && *g && access(g, X_OK) == 0 ? NULL : "skipped: GLib not available";
+    }
+    const char *py = getenv("BENCH_PY");
+    return py && *py ? NULL : "skipped: python3 not available";
+}
+
+/* One round of a side: ns per operation. */
+static inline double bh_round(const struct bh_side *s, long n)
+{
+    if (s->peer != NULL)
+        return bh_peer(s->peer, n);
+    double t0 = bh_now();
+    s->body(s->ctx, n);
+    return (bh_now() - t0) / n;
+}
+
+/* Finds n so that a round lasts about bh.round_ns (doubles as a warm-up). */
+static inline long bh_calibrate(const struct bh_side *s)
+{
+    long n = 1;
+    for (;;) {
+        double per = bh_round(s, n);
+        if (isnan(per))
+            return 0;
+        double total = per * n;
+        if (total >= bh.round_ns / 4 || n >= (1L << 30)) {
+            double want = bh.round_ns / (per > 0 ? per : 1);
+            return want < 1 ? 1 : want > (1L << 30) ? (1L << 30) : (long)want;
+        }
+        /* Peers pay a process start per round: jump straight to the estimate. */
+        n = s->peer != NULL && total > 0 ? (long)(bh.round_ns / 2 / per) + 1 : n * 4;
+        if (s->peer != NULL && n <= 1)
+            n = 2;
+    }
+}
+
+static inline int bh_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static inline void bh_stats_finish(struct bh_stats *st, int rounds)
+{
+    double v[BH_MAX_ROUNDS];
+    memcpy(v, st->round, sizeof(double) * rounds);
+    qsort(v, rounds, sizeof(double), bh_cmp);
+    st->min = v[0];
+    st->max = v[rounds - 1];
+    st->median = rounds % 2 ? v[rounds / 2] : (v[rounds / 2 - 1] + v[rounds / 2]) / 2;
+}
+
+/* Calibrates every runnable side, then runs the interleaved rounds. */
+static inline void bh_measure(struct bh_side *sides, int ns, struct bh_stats *st)
+{
+    for (int i = 0; i < ns; i++) {
+        memset(&st[i], 0, sizeof st[i]);
+        if (sides[i].missing == NULL)
+            sides[i].missing = bh_peer_missing(sides[i].peer);
+        if (sides[i].missing == NULL && sides[i].body == NULL && sides[i].peer == NULL)
+            sides[i].missing = "not built yet";
+        if (sides[i].missing != NULL)
+            continue;
+        st[i].n = bh_calibrate(&sides[i]);
+        st[i].ok = st[i].n > 0;
+        if (!st[i].ok)
+            sides[i].missing = "failed (peer error)";
+    }
+    for (int r = 0; r < bh.rounds; r++) {
+        for (int k = 0; k < ns; k++) {
+            int i = r % 2 ? ns - 1 - k : k;
+            if (!st[i].ok)
+                continue;
+            st[i].round[r] = bh_round(&sides[i], st[i].n);
+            if (isnan(st[i].round[r])) {
+                st[i].ok = false;
+                sides[i].missing = "failed (peer error)";
+            }
+        }
+    }
+    for (int i = 0; i < ns; i++)
+        if (st[i].ok)
+            bh_stats_finish(&st[i], bh.rounds);
+}
+
+/* A timed row: sides[0] is libtaskkit, the others its baselines. */
+static inline void bh_row(const char *row, struct bh_side *sides, int ns)
+{
+    struct bh_stats st[BH_MAX_SIDES];
+    bh_measure(sides, ns, st);
+    for (int i = 0; i < ns; i++) {
+        double ratio = i > 0 && st[0].ok && st[i].ok ? st[0].median / st[i].median : NAN;
+        bh_emit(row, i == 0, sides[i].impl, BH_NS, st[i].median, st[i].min, st[i].max,
+                bh.rounds, ratio, sides[i].max_ratio, st[i].ok ? NULL : sides[i].missing);
+    }
+}
+
+/* An untimed figure (bytes, counts): median/min/max of values measured
+ * alternately by the caller, v[side][round]; side 0 is libtaskkit, printed
+ * as `missing0` instead when that is set. */
+static inline void bh_value_row(const char *row, enum bh_unit u, const char **impls, int ns,
+                         int rounds, double v[][BH_MAX_ROUNDS], const char *missing0)
+{
+    struct bh_stats st[BH_MAX_SIDES];
+    for (int i = 0; i < ns; i++) {
+        memcpy(st[i].round, v[i], sizeof(double) * rounds);
+        bh_stats_finish(&st[i], rounds);
+    }
+    for (int i = 0; i < ns; i++) {
+        double ratio = i > 0 && !missing0 && st[i].median != 0 ? st[0].median / st[i].median
+                                                              : NAN;
+        bh_emit(row, i == 0, impls[i], u, st[i].median, st[i].min, st[i].max, rounds, ratio, 0,
+                i == 0 ? missing0 : NULL);
+    }
+}
+
+/* ------------------------------------------------------------ curves */
+
+/* Starts $BENCH_OUT/<name>.dat; run-bench.sh plots it with these labels. */
+static inline void bh_curve_begin(const char *name, const char *title, const char *xlabel,
+                           bool logy, struct bh_side *sides, int ns)
+{
+    char file[128];
+    snprintf(file, sizeof file, "%s.dat", name);
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", bh.out, file);
+    bh.curve = fopen(path, "w");
+    if (bh.curve == NULL)
+        bh_die("cannot write a curve file");
+    bh.curve_name = name;
+    fprintf(bh.curve, "#title %s\n#xlabel %s\n#ylabel time per operation (us)\n#logy %d\n"
+                      "#impls", title, xlabel, logy ? 1 : 0);
+    for (int i = 0; i < ns; i++)
+        fprintf(bh.curve, " %s", sides[i].impl);
+    fprintf(bh.curve, "\n# x, then median min max (us) per impl\n");
+    bh_section(title);
+}
+
+/* Measures one point of the current curve (x is its label). */
+static inline void bh_curve_point(const char *x, struct bh_side *sides, int ns)
+{
+    struct bh_stats st[BH_MAX_SIDES];
+    char row[96];
+    snprintf(row, sizeof row, "%s: %s", bh.curve_name, x);
+    bh_measure(sides, ns, st);
+    fprintf(bh.curve, "\"%s\"", x);
+    for (int i = 0; i < ns; i++) {
+        double ratio = i > 0 && st[0].ok && st[i].ok ? st[0].median / st[i].median : NAN;
+        bh_emit(row, i == 0, sides[i].impl, BH_NS, st[i].median, st[i].min, st[i].max,
+                bh.rounds, ratio, 0, st[i].ok ? NULL : sides[i].missing);
+        if (st[i].ok)
+            fprintf(bh.curve, " %g %g %g", st[i].median / 1e3, st[i].min / 1e3, st[i].max / 1e3);
+        else
+            fprintf(bh.curve, " NaN NaN NaN");
+    }
+    fprintf(bh.curve, "\n");
+    fflush(bh.curve);
+}
+
+static inline void bh_curve_end(void)
+{
+    fclose(bh.curve);
+    bh.curve = NULL;
+}
+
+/* ------------------------------------------------------------ memory */
+
+/* Resident set size of this process, in bytes (from /proc/self/statm). */
+static inline double bh_rss(void)
+{
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f == NULL || fscanf(f, "%ld %ld", &pages, &resident) != 2)
+        resident = 0;
+    if (f != NULL)
+        fclose(f);
+    return (double)resident * sysconf(_SC_PAGESIZE);
+}
+
+/* Bytes the main malloc arena has handed out (counts this thread's mallocs). */
+static inline double bh_heap(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+    return (double)mi.uordblks + (double)mi.hblkhd;
+}
+
+/* A gate idle workers block on: each reads gate.r; closing gate.w (in
+ * every process holding it) releases them all at once with EOF. */
+struct bh_gate { int r, w; };
+
+static inline void bh_gate_open(struct bh_gate *g)
+{
+    int fd[2];
+    if (pipe(fd) != 0)
+        bh_die("pipe failed");
+    g->r = fd[0];
+    g->w = fd[1];
+}
+
+static inline void bh_gate_wait(const struct bh_gate *g)
+{
+    char c;
+    while (read(g->r, &c, 1) < 0 && errno == EINTR)
+        ;
+}
+
+static inline void bh_gate_release(struct bh_gate *g)
+{
+    close(g->w);
+    g->w = -1;
+}
+
+static inline void bh_gate_close(struct bh_gate *g)
+{
+    if (g->w >= 0)
+        close(g->w);
+    close(g->r);
+}
+
+/* Runs fn in a freshly forked child and brings back its nout figures, so a
+ * memory measurement never sees what earlier rounds left in malloc's caches
+ * or glibc's stack cache. */
+static inline void bh_in_child(void (*fn)(void *arg, double *out), void *arg, double *out, int nout)
+{
+    int fd[2];
+    if (pipe(fd) != 0)
+        bh_die("pipe failed");
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        bh_die("fork failed");
+    if (pid == 0) {
+        close(fd[0]);
+        fn(arg, out);
+        ssize_t w = write(fd[1], out, sizeof(double) * nout);
+        _exit(w == (ssize_t)(sizeof(double) * nout) ? 0 : 1);
+    }
+    close(fd[1]);
+    size_t got = 0, want = sizeof(double) * nout;
+    while (got < want) {
+        ssize_t r = read(fd[0], (char *)out + got, want - got);
+        if (r <= 0 && !(r < 0 && errno == EINTR))
+            break;
+        got += r > 0 ? (size_t)r : 0;
+    }
+    close(fd[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    if (got != want || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        bh_die("a measuring child failed");
+}
+
+/* Records the program's peak RSS and closes the output files. */
+static inline int bh_finish(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    FILE *f = bh_open("peak_rss.txt", NULL);
+    fprintf(f, "%s %ld\n", bh.prog, ru.ru_maxrss);
+    fclose(f);
+    fclose(bh.csv);
+    fclose(bh.md);
+    return 0;
+}
+
+#endif

@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""bench/peers.py NAME N - the Python baselines.
+
+Runs benchmark NAME for N operations (after a short untimed warm-up) and
+prints the time per operation in nanoseconds. Each function below does the
+same work as the libtaskkit side of its row in bench/*.c: read them side by
+side. Pools, queues and pipes are created before the clock starts, as in C.
+"""
+import multiprocessing as mp
+import os
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+
+FORK = mp.get_context("fork")
+WORKERS = os.cpu_count() or 1
+MSG = bytes(64)
+sink = 0
+
+
+def target(i):
+    global sink
+    sink = i
+
+
+def noop(i=None):
+    return i
+
+
+def timed(op, n):
+    """Warm up, then time op(n); returns ns per operation."""
+    op(max(1, n // 10))
+    t0 = time.perf_counter_ns()
+    op(n)
+    return (time.perf_counter_ns() - t0) / n
+
+
+def thread(n):
+    def op(n):
+        for i in range(n):
+            t = threading.Thread(target=target, args=(i,))
+            t.start()
+            t.join()
+    return timed(op, n)
+
+
+def process(n):
+    def op(n):
+        for i in range(n):
+            p = FORK.Process(target=target, args=(i,))
+            p.start()
+            p.join()
+    return timed(op, n)
+
+
+def lock(n):
+    lk = threading.Lock()
+
+    def op(n):
+        for _ in range(n):
+            lk.acquire()
+            lk.release()
+    return timed(op, n)
+
+
+def counter(n):
+    """One operation: 2 threads x 1M increments of a shared counter."""
+    lk = threading.Lock()
+    box = [0]
+
+    def work(k):
+        for _ in range(k):
+            with lk:
+                box[0] += 1
+
+    def op(n):
+        for _ in range(n):
+            ts = [threading.Thread(target=work, args=(1_000_000,)) for _ in range(2)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+    t0 = time.perf_counter_ns()   # no warm-up: one job is long enough
+    op(n)
+    return (time.perf_counter_ns() - t0) / n
+
+
+def tpe(n):
+    with ThreadPoolExecutor(max_workers=WORKERS) as ex:
+        def op(n):
+            wait([ex.submit(noop) for _ in range(n)])
+        return timed(op, n)
+
+
+def pool_map(n, chunksize):
+    with FORK.Pool(WORKERS) as pool:
+        return timed(lambda n: pool.map(noop, range(n), chunksize), n)
+
+
+def pool_map1(n):
+    return pool_map(n, 1)
+
+
+def pool_map_default(n):
+    return pool_map(n, None)
+
+
+def producer(put, n):
+    for _ in range(n):
+        put(MSG)
+
+
+def echo(get, put, n):
+    for _ in range(n):
+        put(get())
+
+
+def one_way(n, put, get):
+    def op(n):
+        p = FORK.Process(target=producer, args=(put, n))
+        p.start()
+        for _ in range(n):
+            get()
+        p.join()
+    return timed(op, n)
+
+
+def ping_pong(n, put, get, cput, cget):
+    def op(n):
+        p = FORK.Process(target=echo, args=(cget, cput, n))
+        p.start()
+        for _ in range(n):
+            put(MSG)
+            get()
+        p.join()
+    return timed(op, n)
+
+
+def queue_oneway(n):
+    q = FORK.Queue()
+    return one_way(n, q.put, q.get)
+
+
+def queue_pingpong(n):
+    there, back = FORK.Queue(), FORK.Queue()
+    return ping_pong(n, there.put, back.get, back.put, there.get)
+
+
+def pipe_oneway(n):
+    r, w = FORK.Pipe(duplex=False)
+    return one_way(n, w.send, r.recv)
+
+
+def pipe_pingpong(n):
+    a, b = FORK.Pipe()
+    return ping_pong(n, a.send, a.recv, b.send, b.recv)
+
+
+if __name__ == "__main__":
+    name, count = sys.argv[1], int(sys.argv[2])
+    print(f"{globals()[name](count):.1f}")
