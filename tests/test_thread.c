@@ -836,8 +836,11 @@ static void cycles_without_growth(void **state)
         tk_thread_free(t);
     }
     assert_int_equal(tt_count_fds(), fds);
+    /* KiB: a leak of even 200 bytes a cycle shows. Sanitizers and valgrind
+     * keep freed memory in quarantine; their own leak checks count there. */
     long grown = tt_rss_kib() - rss;
-    assert_true(grown < 2048); /* KiB: a leak of even 200 bytes a cycle shows */
+    if (!tt_slow_mode())
+        assert_true(grown < 2048);
 }
 
 static void cycles_with_early_free(void **state)
