@@ -4,8 +4,9 @@
  * tk_sleep and timers.
  *
  * The fast path (new, start, join, free) costs one allocation for the handle,
- * one registry lock round-trip on each side, and no handshake: start does not
- * wait for the new thread, which publishes its kernel id and OS name itself.
+ * one registry lock round-trip on each side (never held across
+ * pthread_create), and no handshake: start does not wait for the new thread,
+ * which publishes its kernel id and OS name itself.
  *
  * Completion is one futex word per handle (`state`): the finishing thread
  * sets ST_DONE and wakes only if a joiner announced itself with ST_WAITERS.
@@ -577,17 +578,23 @@ void tk__thread_block_async_signals(sigset_t *old)
     pthread_sigmask(SIG_BLOCK, &set, old);
 }
 
-/* Creates the pthread with the registry lock held, so that the handle is
- * listed, its ident set and the pthread published in one step as far as
- * enumerate, set_name and the fork hooks can tell. */
-static int create_locked(tk_thread *t, const pthread_attr_t *attr)
+/* Lists the handle, then creates the pthread outside the registry lock: a
+ * short-lived thread reaching its end (which takes the lock) must not find
+ * its creator still holding it. Until ST_PUBLISHED, readers of t->pthread
+ * (joins, set_name) wait or take another path; tk_thread_ident waits for the
+ * ident the same way. */
+static int create_thread(tk_thread *t, const pthread_attr_t *attr)
 {
+    reg_lock_take();
     atomic_store_explicit(&t->gen, atomic_load(&cur_gen), memory_order_relaxed);
     if (t->kind != K_INTERNAL)
         list_link(t);
+    reg_lock_drop();
     int err = pthread_create(&t->pthread, attr, thread_main, t);
     if (err != 0) {
+        reg_lock_take();
         list_unlink(t);
+        reg_lock_drop();
         return err;
     }
     atomic_store_explicit(&t->ident, (unsigned long)t->pthread, memory_order_relaxed);
@@ -619,9 +626,7 @@ static int start_thread(tk_thread *t)
     if (t->kind == K_INTERNAL)
         tk__thread_block_async_signals(&old_mask);
     atomic_fetch_add(&t->refs, 1); /* the running thread's own reference */
-    reg_lock_take();
-    int err = create_locked(t, t->stack_size ? &attr : NULL);
-    reg_lock_drop();
+    int err = create_thread(t, t->stack_size ? &attr : NULL);
     if (t->kind == K_INTERNAL)
         pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     if (t->stack_size)
@@ -739,9 +744,15 @@ TK_API int tk_thread_result(const tk_thread *t)
 
 TK_API unsigned long tk_thread_ident(const tk_thread *t)
 {
-    if (!t || !(state_of(t) & ST_STARTED))
+    if (!t)
         return 0;
-    return atomic_load_explicit(&((tk_thread *)t)->ident, memory_order_relaxed);
+    for (;;) {
+        unsigned long id = atomic_load_explicit(&((tk_thread *)t)->ident, memory_order_relaxed);
+        if (id != 0 || !(state_of(t) & ST_STARTED))
+            return id;
+        /* Listed by enumerate a moment before its start has returned. */
+        sched_yield();
+    }
 }
 
 TK_API long tk_thread_native_id(const tk_thread *t)
@@ -778,33 +789,35 @@ TK_API bool tk_thread_daemon(const tk_thread *t)
 
 /* ------------------------------------------------------------- setters */
 
-/* Gives a running thread its new OS name; called with the registry lock
- * held, which keeps a thread that is not done from being reclaimed. */
+/* Gives the OS thread its new name; called with the registry lock held,
+ * which keeps a thread that is not done from being reclaimed. The thread may
+ * be naming itself at this moment (or be about to), hence the hand-over
+ * through os_name_state. */
 static void os_name_set(tk_thread *t, const char *name)
 {
-    uint32_t s = state_of(t);
     if (!is_created(t))
         return; /* main and dummy threads keep their OS name */
-    if (!(s & ST_PUBLISHED)) {
-        copy_os_name(t, name); /* the thread is created later, under this lock */
-        return;
-    }
-    if ((s & ST_DONE) || foreign(t))
-        return;
     for (;;) {
-        int st = atomic_load(&t->os_name_state);
-        if (st == OSN_APPLIED) {
-            copy_os_name(t, name);
-            pthread_setname_np(t->pthread, t->os_name);
+        uint32_t s = state_of(t);
+        if (!(s & ST_STARTED)) {
+            copy_os_name(t, name); /* read by the thread once started */
             return;
         }
+        if ((s & ST_DONE) || foreign(t))
+            return;
+        int st = atomic_load(&t->os_name_state);
         if (st == OSN_PENDING &&
             atomic_compare_exchange_weak(&t->os_name_state, &st, OSN_RENAMING)) {
             copy_os_name(t, name); /* the thread applies it when it starts */
             atomic_store(&t->os_name_state, OSN_PENDING);
             return;
         }
-        sched_yield(); /* the thread is naming itself right now */
+        if (st == OSN_APPLIED && (s & ST_PUBLISHED)) {
+            copy_os_name(t, name);
+            pthread_setname_np(t->pthread, t->os_name);
+            return;
+        }
+        sched_yield(); /* it is naming itself, or its start has not returned */
     }
 }
 
