@@ -92,6 +92,12 @@ struct tk_thread {
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static tk_thread *reg_head;
 static size_t reg_count;
+/* Running internal threads: not listed, but a forked child must know them
+ * to release their handles (see thread_atfork_child). */
+static tk_thread *reg_hidden;
+/* Handles a forked child found unreferenced once the parent's threads were
+ * gone; freed on the next create or free (the fork hook may not free). */
+static tk_thread *_Atomic reg_orphans;
 
 /* Bumped in every forked child: a handle started in an older generation
  * belongs to an ancestor process and is foreign here. */
@@ -151,30 +157,39 @@ static void reg_lock_drop(void)
         tk__panic("thread registry unlock: %s", strerror(r));
 }
 
+static tk_thread **list_of(const tk_thread *t)
+{
+    return t->kind == K_INTERNAL ? &reg_hidden : &reg_head;
+}
+
 static void list_link(tk_thread *t)
 {
+    tk_thread **head = list_of(t);
     t->prev = NULL;
-    t->next = reg_head;
-    if (reg_head)
-        reg_head->prev = t;
-    reg_head = t;
+    t->next = *head;
+    if (*head)
+        (*head)->prev = t;
+    *head = t;
     t->in_list = true;
-    reg_count++;
+    if (head == &reg_head)
+        reg_count++;
 }
 
 static void list_unlink(tk_thread *t)
 {
     if (!t->in_list)
         return;
+    tk_thread **head = list_of(t);
     if (t->prev)
         t->prev->next = t->next;
     else
-        reg_head = t->next;
+        *head = t->next;
     if (t->next)
         t->next->prev = t->prev;
     t->prev = t->next = NULL;
     t->in_list = false;
-    reg_count--;
+    if (head == &reg_head)
+        reg_count--;
 }
 
 /* ------------------------------------------------------------- handles */
@@ -284,6 +299,18 @@ static void destroy(tk_thread *t)
     if (t->name != t->name_buf)
         tk__free(t->name);
     tk__free(t);
+}
+
+static void reap_orphans(void)
+{
+    if (!atomic_load_explicit(&reg_orphans, memory_order_relaxed))
+        return;
+    tk_thread *t = atomic_exchange(&reg_orphans, NULL);
+    while (t) {
+        tk_thread *next = t->next;
+        destroy(t); /* foreign: memory only */
+        t = next;
+    }
 }
 
 static void ref(tk_thread *t)
@@ -428,6 +455,7 @@ static tk_thread *thread_create(int kind, const char *who, tk_target target,
                                 tk_args *args, tk_kwargs *kwargs)
 {
     tk_thread *t = NULL;
+    reap_orphans();
     if (!target) {
         tk__error(TK_EINVAL, "%s: target must not be NULL", who);
         goto fail;
@@ -587,8 +615,7 @@ static int create_thread(tk_thread *t, const pthread_attr_t *attr)
 {
     reg_lock_take();
     atomic_store_explicit(&t->gen, atomic_load(&cur_gen), memory_order_relaxed);
-    if (t->kind != K_INTERNAL)
-        list_link(t);
+    list_link(t);
     reg_lock_drop();
     int err = pthread_create(&t->pthread, attr, thread_main, t);
     if (err != 0) {
@@ -920,6 +947,7 @@ TK_API int tk_sleep(double seconds)
 
 TK_API void tk_thread_free(tk_thread *t)
 {
+    reap_orphans();
     if (!t || is_immortal(t))
         return;
     if (t == tk__tls()->thread) {
@@ -1023,6 +1051,23 @@ static void stop_after_fork(struct tk__stop *s)
         close(fd);
 }
 
+/* The parent's other threads do not exist here: drop the reference each
+ * held on its own handle (a dummy's is the registry's), so freeing the
+ * foreign handle releases its memory. Ones nobody else references become
+ * orphans, freed later: this hook may not free. */
+static void drop_vanished(tk_thread *list, tk_thread *keep)
+{
+    while (list) {
+        tk_thread *next = list->next;
+        list->in_list = false;
+        if (list != keep && atomic_fetch_sub(&list->refs, 1) == 1) {
+            list->next = atomic_load(&reg_orphans);
+            atomic_store(&reg_orphans, list);
+        }
+        list = next;
+    }
+}
+
 /* The forking thread's handle becomes the child's main thread. Runs in the
  * child's only thread: no allocation, no locks but our own. */
 static void thread_atfork_child(void)
@@ -1030,7 +1075,10 @@ static void thread_atfork_child(void)
     unsigned gen = atomic_load(&cur_gen) + 1;
     atomic_store(&cur_gen, gen);
     pthread_mutex_init(&reg_lock, NULL); /* held by us since prepare */
+    drop_vanished(reg_head, fork_thread);
+    drop_vanished(reg_hidden, fork_thread);
     reg_head = NULL;
+    reg_hidden = NULL;
     reg_count = 0;
     atomic_store(&thread_counter, 0);
     atomic_store(&dummy_counter, 0);

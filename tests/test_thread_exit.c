@@ -303,6 +303,9 @@ static int child_checks(tk_thread *other, const char *main_name)
             return 21;
         if (tk_thread_join(other, 5.0) != 0)
             return 22;
+        /* freeing the foreign handle releases its memory only (the
+         * parent's thread held a reference that no longer exists here) */
+        tk_thread_free(other);
     }
     if (tk__thread_is_foreign(me))
         return 23;
@@ -355,6 +358,10 @@ static void fork_from_a_thread(void **state)
     assert_int_equal(tk_thread_start(other), 0);
     while (atomic_load(&g.arrived) < 1)
         usleep(200);
+    /* and a detached one: an orphan in the child, freed there later */
+    tk_thread *detached = tk_thread_new(gated, tk_args_of("p", (void *)&g), NULL);
+    assert_int_equal(tk_thread_start(detached), 0);
+    tk_thread_free(detached);
     struct forker f = {other, NULL, -1};
     tk_thread *t = tk_thread_new(fork_here, tk_args_of("p", (void *)&f), NULL);
     assert_int_equal(tk_thread_set_name(t, "the-forker"), 0);

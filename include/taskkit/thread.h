@@ -234,7 +234,8 @@ TK_API int tk_thread_set_daemon(tk_thread *t, bool daemon);
  * @param t The thread; must not be NULL.
  * @return 0, or `TK_EINVAL` if t is NULL.
  *
- * Errors: `TK_EINVAL` (t NULL).
+ * Errors: `TK_EINVAL` (t NULL; to stay async-signal-safe this one records
+ * no tk_last_error() message).
  * Thread-safety: safe from any thread and async-signal-safe (a SIGINT
  * handler may call it: it takes no lock and allocates nothing).
  */
