@@ -585,6 +585,13 @@ static void finish(tk_thread *t, int result)
     unref(t); /* the running thread's own reference */
 }
 
+/* A target that leaves through pthread_exit (or is cancelled) still
+ * finishes: its joiners must not wait forever. */
+static void finish_abandoned(void *arg)
+{
+    finish(arg, TK_ECANCELED);
+}
+
 static void *thread_main(void *arg)
 {
     tk_thread *t = arg;
@@ -592,7 +599,11 @@ static void *thread_main(void *arg)
     publish_native_id(t);
     atomic_store_explicit(&t->ident, (unsigned long)pthread_self(), memory_order_relaxed);
     os_name_apply(t);
-    finish(t, run_target(t));
+    int result;
+    pthread_cleanup_push(finish_abandoned, t);
+    result = run_target(t);
+    pthread_cleanup_pop(0);
+    finish(t, result);
     return NULL;
 }
 
@@ -928,15 +939,14 @@ TK_API int tk_sleep(double seconds)
     int rc = tk__deadline_init(&d, seconds, "tk_sleep");
     if (rc < 0)
         return rc;
+    if (!tk__tls()->stop)
+        tk_current_thread(); /* main or a new dummy binds its stop state */
     struct tk__stop *s = tk__tls()->stop;
-    if (!s) {
-        s = &tk_current_thread()->stop;
-        if (!tk__tls()->stop) { /* out of memory for a dummy: plain sleep */
-            _Atomic uint32_t never = 0;
-            while (tk__futex_wait(&never, 0, 0, &d) != TK_ETIMEDOUT)
-                ;
-            return 0;
-        }
+    if (!s) { /* out of memory for a dummy: a plain sleep */
+        _Atomic uint32_t never = 0;
+        while (tk__futex_wait(&never, 0, 0, &d) != TK_ETIMEDOUT)
+            ;
+        return 0;
     }
     if (sleep_until(s, &d) == TK_ECANCELED)
         return tk__error(TK_ECANCELED, "tk_sleep: a stop was requested");

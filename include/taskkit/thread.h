@@ -136,7 +136,8 @@ TK_API bool tk_thread_is_alive(const tk_thread *t);
  * @brief The target's return value.
  * @param t The thread, or NULL (`TK_EXITCODE_NONE`).
  * @return The value the target returned once the thread has finished;
- *         `TK_ECANCELED` for a timer stopped before it fired;
+ *         `TK_ECANCELED` for a timer stopped before it fired and for a
+ *         target that left through `pthread_exit`;
  *         `TK_EXITCODE_NONE` before that (and for main and dummy threads).
  *
  * Errors: none. Thread-safety: safe from any thread.
