@@ -390,9 +390,9 @@ static void allocation_failures(void **state)
     big[sizeof big - 1] = '\0';
     tk_args *a = tk_args_of("isisisy", 1, big, 2, "x", 3, big, big, (size_t)100);
     tk_kwargs *k = tk_kwargs_new();
-    char key[40];
+    char key[128];
     for (int i = 0; i < 40; i++) {
-        snprintf(key, sizeof key, "%s-%d", i % 2 ? "long-key-beyond-the-arena-xxxxx" : "k", i);
+        snprintf(key, sizeof key, "%s-%d", i % 2 ? "a-long-key-that-does-not-fit-the-inline-arena-of-a-bag-xxxxxxxxxxxxxxxx" : "k", i);
         assert_int_equal(tk_kwargs_set_str(k, key, i % 3 ? "v" : big), 0);
     }
     unsigned char *buf = NULL;
