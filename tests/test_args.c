@@ -4,6 +4,8 @@
 #include "common/testutil.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -237,6 +239,24 @@ static void args_grow_past_inline_storage(void **state)
         snprintf(s, sizeof s, "value-%d", i);
         assert_int_equal(tk_args_get_str(a, (size_t)i, &got), 0);
         assert_string_equal(got, s);
+    }
+    tk_args_free(a);
+}
+
+static void bytes_are_aligned(void **state)
+{
+    (void)state;
+    /* odd-length strings first, so the arena offset is unaligned */
+    tk_args *a = tk_args_of("syszyyy", "a", "\1\2\3", (size_t)3, "abc", "q", "xy", (size_t)2,
+                            "", (size_t)0, "12345678901234567890123456789012345678901234567890"
+                            "12345678901234567890", (size_t)70);
+    for (size_t i = 0; i < tk_args_len(a); i++) {
+        const void *y;
+        size_t n;
+        if (tk_args_type(a, i) != TK_TYPE_BYTES)
+            continue;
+        assert_int_equal(tk_args_get_bytes(a, i, &y, &n), 0);
+        assert_int_equal((uintptr_t)y % 8, 0);
     }
     tk_args_free(a);
 }
@@ -679,6 +699,54 @@ static void every_allocation_may_fail(void **state)
     tk_kwargs_free(k);
 }
 
+/* ------------------------------------------------ concurrent readers */
+
+struct shared_bags {
+    const tk_args *a;
+    const tk_kwargs *k;
+};
+
+static void *reader(void *arg)
+{
+    const struct shared_bags *sb = arg;
+    for (int i = 0; i < 2000; i++) {
+        int num;
+        const char *name = NULL;
+        bool verbose = false;
+        if (tk_bind(sb->a, sb->k, "f(num:i, name:s=, *, verbose:?=)", &num, &name, &verbose))
+            return (void *)1;
+        if (num != 3 || strcmp(name, "x") != 0 || !verbose)
+            return (void *)1;
+        tk_args *c = tk_args_copy(sb->a);
+        void *buf;
+        size_t len;
+        if (!c || tk_args_encode(c, sb->k, &buf, &len))
+            return (void *)1;
+        free(buf);
+        tk_args_free(c);
+        if (!tk_kwargs_has(sb->k, "verbose") || tk_args_len(sb->a) != 2)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+/* Const operations on one bag may run concurrently (checked under TSan). */
+static void const_operations_run_concurrently(void **state)
+{
+    (void)state;
+    struct shared_bags sb = {tk_args_of("is", 3, "x"), tk_kwargs_of("verbose:?", 1)};
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, reader, &sb), 0);
+    for (int i = 0; i < 4; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        assert_null(r);
+    }
+    tk_args_free((tk_args *)sb.a);
+    tk_kwargs_free((tk_kwargs *)sb.k);
+}
+
 /* ------------------------------------------------------ allocations */
 
 static void small_bag_is_one_allocation(void **state)
@@ -714,6 +782,7 @@ int main(void)
         cmocka_unit_test(args_of_errors),
         cmocka_unit_test(args_copy_is_deep),
         cmocka_unit_test(args_grow_past_inline_storage),
+        cmocka_unit_test(bytes_are_aligned),
         cmocka_unit_test(kwargs_set_get_every_type),
         cmocka_unit_test(kwargs_replace_in_place_and_delete),
         cmocka_unit_test(kwargs_errors),
@@ -722,6 +791,7 @@ int main(void)
         cmocka_unit_test(kwargs_copy_is_deep),
         cmocka_unit_test(type_names),
         cmocka_unit_test(small_bag_is_one_allocation),
+        cmocka_unit_test(const_operations_run_concurrently),
         cmocka_unit_test(tk_args_macro_picks_types),
         cmocka_unit_test(tk_args_macro_errors),
         cmocka_unit_test(every_allocation_may_fail),
