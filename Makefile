@@ -181,3 +181,4 @@ uninstall:
 
 clean:
 	rm -rf build
+-include $(wildcard mk/*.mk)

@@ -147,6 +147,8 @@ void tk__stop_request(struct tk__stop *s)
         if (fd >= 0)
             tk__os_wakefd_signal(fd);
     } else if (w != 0) {
+        /* `waiting` is a tagged pointer (internal.h): the cast is the design. */
+        // NOLINTNEXTLINE(performance-no-int-to-ptr)
         _Atomic uint32_t *word = (_Atomic uint32_t *)(w & ~(uintptr_t)3);
         /* Bumping the sequence word makes a waiter that has not yet entered
          * the kernel return at once instead of missing the wake-up. */
@@ -271,8 +273,9 @@ void tk__module_register(struct tk__module *m)
 }
 
 /* Prepare hooks run in reverse order; the list is singly linked and short,
- * so recursion is the simplest way to walk it backwards. */
-static void prepare_rev(struct tk__module *m)
+ * so recursion is the simplest way to walk it backwards (its depth is the
+ * number of modules, a handful). */
+static void prepare_rev(struct tk__module *m) // NOLINT(misc-no-recursion)
 {
     if (!m)
         return;

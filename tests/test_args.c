@@ -1,0 +1,543 @@
+/* test_args.c - argument bags: tk_args (tuple) and tk_kwargs (dict), their
+ * builders, getters, copies, the type-safe TK_ARGS macro, and their cost in
+ * allocations. */
+#include "common/testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+#include "taskkit.h"
+
+#define assert_err(call, code, msg)                    \
+    do {                                               \
+        assert_int_equal((call), (code));              \
+        assert_int_equal(tk_last_error_code(), (code)); \
+        assert_string_equal(tk_last_error(), (msg));   \
+    } while (0)
+
+/* ------------------------------------------------------------- tk_args */
+
+static void args_new_is_empty(void **state)
+{
+    (void)state;
+    tk_args *a = tk_args_new();
+    assert_non_null(a);
+    assert_int_equal(tk_args_len(a), 0);
+    assert_int_equal(tk_args_type(a, 0), TK_TYPE_INVALID);
+    tk_args_free(a);
+    tk_args_free(NULL); /* no-op */
+    assert_int_equal(tk_args_len(NULL), 0);
+    assert_int_equal(tk_args_type(NULL, 0), TK_TYPE_INVALID);
+}
+
+static void args_add_and_get_every_type(void **state)
+{
+    (void)state;
+    int target = 7;
+    tk_args *a = tk_args_new();
+    assert_int_equal(tk_args_add_none(a), 0);
+    assert_int_equal(tk_args_add_bool(a, true), 0);
+    assert_int_equal(tk_args_add_int(a, INT64_MIN), 0);
+    assert_int_equal(tk_args_add_float(a, 2.5), 0);
+    assert_int_equal(tk_args_add_str(a, "hello"), 0);
+    assert_int_equal(tk_args_add_bytes(a, "a\0b", 3), 0);
+    assert_int_equal(tk_args_add_ptr(a, &target), 0);
+    assert_int_equal(tk_args_len(a), 7);
+    const tk_type types[] = {TK_TYPE_NONE, TK_TYPE_BOOL, TK_TYPE_INT, TK_TYPE_FLOAT,
+                             TK_TYPE_STR, TK_TYPE_BYTES, TK_TYPE_PTR};
+    for (size_t i = 0; i < 7; i++)
+        assert_int_equal(tk_args_type(a, i), types[i]);
+    assert_int_equal(tk_args_type(a, 7), TK_TYPE_INVALID);
+
+    bool b = false;
+    int64_t i = 0;
+    double d = 0;
+    const char *s = NULL;
+    const void *y = NULL;
+    size_t n = 0;
+    void *p = NULL;
+    assert_int_equal(tk_args_get_bool(a, 1, &b), 0);
+    assert_true(b);
+    assert_int_equal(tk_args_get_int(a, 2, &i), 0);
+    assert_true(i == INT64_MIN);
+    assert_int_equal(tk_args_get_float(a, 3, &d), 0);
+    assert_true(d == 2.5);
+    assert_int_equal(tk_args_get_str(a, 4, &s), 0);
+    assert_string_equal(s, "hello");
+    assert_int_equal(tk_args_get_bytes(a, 5, &y, &n), 0);
+    assert_int_equal(n, 3);
+    assert_memory_equal(y, "a\0b", 3);
+    assert_int_equal(tk_args_get_ptr(a, 6, &p), 0);
+    assert_ptr_equal(p, &target);
+    /* an int reads as a float, as float() would */
+    assert_int_equal(tk_args_get_float(a, 2, &d), 0);
+    assert_true(d == (double)INT64_MIN);
+    tk_args_free(a);
+}
+
+static void args_getter_errors(void **state)
+{
+    (void)state;
+    tk_args *a = tk_args_of("isn?", 3, "x", 1);
+    assert_non_null(a);
+    int64_t i = 42;
+    bool b;
+    double d;
+    const char *s = "keep";
+    const void *y;
+    size_t n = 99;
+    void *p;
+    assert_err(tk_args_get_int(a, 3, &i), TK_ETYPE, "argument 3 must be int, not bool");
+    assert_err(tk_args_get_int(a, 1, &i), TK_ETYPE, "argument 1 must be int, not str");
+    assert_err(tk_args_get_int(a, 4, &i), TK_EINDEX, "tuple index 4 out of range");
+    assert_true(i == 42); /* untouched */
+    assert_err(tk_args_get_str(a, 2, &s), TK_ETYPE, "argument 2 must be str, not NoneType");
+    assert_string_equal(s, "keep");
+    assert_err(tk_args_get_bool(a, 0, &b), TK_ETYPE, "argument 0 must be bool, not int");
+    assert_err(tk_args_get_float(a, 1, &d), TK_ETYPE, "argument 1 must be float, not str");
+    assert_err(tk_args_get_bytes(a, 1, &y, &n), TK_ETYPE, "argument 1 must be bytes, not str");
+    assert_int_equal(n, 99);
+    assert_err(tk_args_get_ptr(a, 0, &p), TK_ETYPE, "argument 0 must be pointer, not int");
+    assert_err(tk_args_get_int(a, 0, NULL), TK_EINVAL, "tk_args_get_int: out pointer is NULL");
+    assert_err(tk_args_get_bytes(a, 0, &y, NULL), TK_EINVAL,
+               "tk_args_get_bytes: length pointer is NULL");
+    assert_err(tk_args_get_bool(NULL, 0, &b), TK_EINDEX, "tuple index 0 out of range");
+    tk_args_free(a);
+}
+
+static void args_writers_refuse_null(void **state)
+{
+    (void)state;
+    assert_err(tk_args_add_int(NULL, 1), TK_EINVAL, "tk_args_add_int: args is NULL");
+    assert_err(tk_args_add_none(NULL), TK_EINVAL, "tk_args_add_none: args is NULL");
+    assert_err(tk_args_add_bool(NULL, 1), TK_EINVAL, "tk_args_add_bool: args is NULL");
+    assert_err(tk_args_add_float(NULL, 1), TK_EINVAL, "tk_args_add_float: args is NULL");
+    assert_err(tk_args_add_str(NULL, "x"), TK_EINVAL, "tk_args_add_str: args is NULL");
+    assert_err(tk_args_add_bytes(NULL, "x", 1), TK_EINVAL, "tk_args_add_bytes: args is NULL");
+    assert_err(tk_args_add_ptr(NULL, NULL), TK_EINVAL, "tk_args_add_ptr: args is NULL");
+    tk_args *a = tk_args_new();
+    assert_err(tk_args_add_str(a, NULL), TK_EINVAL,
+               "tk_args_add_str: string is NULL (use tk_args_add_none for None)");
+    assert_err(tk_args_add_bytes(a, NULL, 2), TK_EINVAL,
+               "tk_args_add_bytes: bytes pointer is NULL with length 2");
+    assert_int_equal(tk_args_len(a), 0);
+    /* zero bytes from NULL is fine and reads back as a non-NULL pointer */
+    assert_int_equal(tk_args_add_bytes(a, NULL, 0), 0);
+    const void *y = NULL;
+    size_t n = 5;
+    assert_int_equal(tk_args_get_bytes(a, 0, &y, &n), 0);
+    assert_non_null(y);
+    assert_int_equal(n, 0);
+    tk_args_free(a);
+}
+
+static void args_of_every_code(void **state)
+{
+    (void)state;
+    int x;
+    tk_args *a = tk_args_of(" i l d ? s z z y p n ", -5, (int64_t)1 << 40, 0.5, 7, "str",
+                            (const char *)NULL, "zz", "by\0tes", (size_t)6, (void *)&x);
+    assert_non_null(a);
+    assert_int_equal(tk_args_len(a), 10);
+    int64_t i;
+    double d;
+    bool b;
+    const char *s;
+    const void *y;
+    size_t n;
+    void *p;
+    assert_int_equal(tk_args_get_int(a, 0, &i), 0);
+    assert_true(i == -5);
+    assert_int_equal(tk_args_get_int(a, 1, &i), 0);
+    assert_true(i == (int64_t)1 << 40);
+    assert_int_equal(tk_args_get_float(a, 2, &d), 0);
+    assert_true(d == 0.5);
+    assert_int_equal(tk_args_get_bool(a, 3, &b), 0);
+    assert_true(b); /* any non-zero int is true */
+    assert_int_equal(tk_args_get_str(a, 4, &s), 0);
+    assert_string_equal(s, "str");
+    assert_int_equal(tk_args_type(a, 5), TK_TYPE_NONE);
+    assert_int_equal(tk_args_get_str(a, 6, &s), 0);
+    assert_string_equal(s, "zz");
+    assert_int_equal(tk_args_get_bytes(a, 7, &y, &n), 0);
+    assert_int_equal(n, 6);
+    assert_memory_equal(y, "by\0tes", 6);
+    assert_int_equal(tk_args_get_ptr(a, 8, &p), 0);
+    assert_ptr_equal(p, &x);
+    assert_int_equal(tk_args_type(a, 9), TK_TYPE_NONE);
+    tk_args_free(a);
+
+    a = tk_args_of("");
+    assert_non_null(a);
+    assert_int_equal(tk_args_len(a), 0);
+    tk_args_free(a);
+}
+
+static void args_of_errors(void **state)
+{
+    (void)state;
+    assert_null(tk_args_of(NULL));
+    assert_int_equal(tk_last_error_code(), TK_EINVAL);
+    assert_string_equal(tk_last_error(), "tk_args_of: format is NULL");
+    assert_null(tk_args_of("ix", 1, 2));
+    assert_string_equal(tk_last_error(), "tk_args_of: unknown format code 'x' at position 1");
+    assert_null(tk_args_of("i\x01", 1));
+    assert_string_equal(tk_last_error(), "tk_args_of: unknown format code 0x01 at position 1");
+    assert_null(tk_args_of("is", 1, (const char *)NULL));
+    assert_int_equal(tk_last_error_code(), TK_EINVAL);
+    assert_string_equal(tk_last_error(), "tk_args_of: NULL string for format code 's' at "
+                                         "position 1 (use 'z' to allow None)");
+    assert_null(tk_args_of("y", (void *)0, (size_t)3));
+    assert_string_equal(tk_last_error(),
+                        "tk_args_of: NULL bytes with length 3 for format code 'y' at position 0");
+}
+
+static void args_copy_is_deep(void **state)
+{
+    (void)state;
+    char buf[] = "mutable";
+    char big[200];
+    memset(big, 'b', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    tk_args *a = tk_args_of("isyss", 1, buf, "xyz", (size_t)3, big, "tail");
+    tk_args *c = tk_args_copy(a);
+    assert_non_null(c);
+    buf[0] = 'M';
+    tk_args_free(a);
+    assert_int_equal(tk_args_len(c), 5);
+    const char *s;
+    assert_int_equal(tk_args_get_str(c, 1, &s), 0);
+    assert_string_equal(s, "mutable");
+    assert_int_equal(tk_args_get_str(c, 3, &s), 0);
+    assert_string_equal(s, big);
+    assert_int_equal(tk_args_get_str(c, 4, &s), 0);
+    assert_string_equal(s, "tail");
+    tk_args_free(c);
+
+    c = tk_args_copy(NULL);
+    assert_non_null(c);
+    assert_int_equal(tk_args_len(c), 0);
+    tk_args_free(c);
+}
+
+static void args_grow_past_inline_storage(void **state)
+{
+    (void)state;
+    tk_args *a = tk_args_new();
+    char s[32];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(s, sizeof s, "value-%d", i);
+        assert_int_equal(tk_args_add_str(a, s), 0);
+    }
+    assert_int_equal(tk_args_len(a), 1000);
+    for (int i = 0; i < 1000; i++) {
+        const char *got;
+        snprintf(s, sizeof s, "value-%d", i);
+        assert_int_equal(tk_args_get_str(a, (size_t)i, &got), 0);
+        assert_string_equal(got, s);
+    }
+    tk_args_free(a);
+}
+
+/* ----------------------------------------------------------- tk_kwargs */
+
+static void kwargs_set_get_every_type(void **state)
+{
+    (void)state;
+    int target;
+    tk_kwargs *k = tk_kwargs_new();
+    assert_non_null(k);
+    assert_int_equal(tk_kwargs_len(k), 0);
+    assert_int_equal(tk_kwargs_set_none(k, "none"), 0);
+    assert_int_equal(tk_kwargs_set_bool(k, "flag", true), 0);
+    assert_int_equal(tk_kwargs_set_int(k, "num", -3), 0);
+    assert_int_equal(tk_kwargs_set_float(k, "ratio", 0.25), 0);
+    assert_int_equal(tk_kwargs_set_str(k, "name", "ann"), 0);
+    assert_int_equal(tk_kwargs_set_bytes(k, "blob", "\x01\x02", 2), 0);
+    assert_int_equal(tk_kwargs_set_ptr(k, "ctx", &target), 0);
+    assert_int_equal(tk_kwargs_len(k), 7);
+    const char *keys[] = {"none", "flag", "num", "ratio", "name", "blob", "ctx"};
+    const tk_type types[] = {TK_TYPE_NONE, TK_TYPE_BOOL, TK_TYPE_INT, TK_TYPE_FLOAT,
+                             TK_TYPE_STR, TK_TYPE_BYTES, TK_TYPE_PTR};
+    for (size_t i = 0; i < 7; i++) {
+        assert_string_equal(tk_kwargs_key(k, i), keys[i]);
+        assert_true(tk_kwargs_has(k, keys[i]));
+        assert_int_equal(tk_kwargs_type(k, keys[i]), types[i]);
+    }
+    assert_null(tk_kwargs_key(k, 7));
+    assert_false(tk_kwargs_has(k, "absent"));
+    assert_int_equal(tk_kwargs_type(k, "absent"), TK_TYPE_INVALID);
+
+    bool b;
+    int64_t i;
+    double d;
+    const char *s;
+    const void *y;
+    size_t n;
+    void *p;
+    assert_int_equal(tk_kwargs_get_bool(k, "flag", &b), 0);
+    assert_true(b);
+    assert_int_equal(tk_kwargs_get_int(k, "num", &i), 0);
+    assert_true(i == -3);
+    assert_int_equal(tk_kwargs_get_float(k, "ratio", &d), 0);
+    assert_true(d == 0.25);
+    assert_int_equal(tk_kwargs_get_float(k, "num", &d), 0);
+    assert_true(d == -3.0);
+    assert_int_equal(tk_kwargs_get_str(k, "name", &s), 0);
+    assert_string_equal(s, "ann");
+    assert_int_equal(tk_kwargs_get_bytes(k, "blob", &y, &n), 0);
+    assert_int_equal(n, 2);
+    assert_memory_equal(y, "\x01\x02", 2);
+    assert_int_equal(tk_kwargs_get_ptr(k, "ctx", &p), 0);
+    assert_ptr_equal(p, &target);
+    tk_kwargs_free(k);
+    tk_kwargs_free(NULL);
+}
+
+static void kwargs_replace_in_place_and_delete(void **state)
+{
+    (void)state;
+    tk_kwargs *k = tk_kwargs_of("a:i, b:s, c:d", 1, "two", 3.0);
+    assert_non_null(k);
+    char big[300];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_int_equal(tk_kwargs_set_str(k, "a", big), 0); /* replace: type may change */
+    assert_int_equal(tk_kwargs_set_int(k, "b", 22), 0);
+    assert_int_equal(tk_kwargs_len(k), 3);
+    assert_string_equal(tk_kwargs_key(k, 0), "a");
+    assert_string_equal(tk_kwargs_key(k, 1), "b");
+    assert_int_equal(tk_kwargs_type(k, "a"), TK_TYPE_STR);
+    const char *s;
+    assert_int_equal(tk_kwargs_get_str(k, "a", &s), 0);
+    assert_string_equal(s, big);
+    assert_int_equal(tk_kwargs_set_int(k, "a", 5), 0); /* frees the heap string */
+
+    assert_int_equal(tk_kwargs_del(k, "b"), 0);
+    assert_int_equal(tk_kwargs_len(k), 2);
+    assert_string_equal(tk_kwargs_key(k, 0), "a");
+    assert_string_equal(tk_kwargs_key(k, 1), "c");
+    assert_err(tk_kwargs_del(k, "b"), TK_EKEY, "KeyError: 'b'");
+    /* a deleted key comes back at the end, as in a dict */
+    assert_int_equal(tk_kwargs_set_none(k, "b"), 0);
+    assert_string_equal(tk_kwargs_key(k, 2), "b");
+    tk_kwargs_free(k);
+}
+
+static void kwargs_errors(void **state)
+{
+    (void)state;
+    tk_kwargs *k = tk_kwargs_of("num:s, flag:?", "x", 1);
+    int64_t i = 1;
+    bool b;
+    double d;
+    const char *s;
+    const void *y;
+    size_t n;
+    void *p;
+    assert_err(tk_kwargs_get_int(k, "num", &i), TK_ETYPE, "argument 'num' must be int, not str");
+    assert_err(tk_kwargs_get_int(k, "flag", &i), TK_ETYPE,
+               "argument 'flag' must be int, not bool");
+    assert_err(tk_kwargs_get_int(k, "nmu", &i), TK_EKEY, "KeyError: 'nmu'");
+    assert_true(i == 1);
+    assert_err(tk_kwargs_get_bool(k, "num", &b), TK_ETYPE,
+               "argument 'num' must be bool, not str");
+    assert_err(tk_kwargs_get_float(k, "num", &d), TK_ETYPE,
+               "argument 'num' must be float, not str");
+    assert_err(tk_kwargs_get_str(k, "flag", &s), TK_ETYPE,
+               "argument 'flag' must be str, not bool");
+    assert_err(tk_kwargs_get_bytes(k, "num", &y, &n), TK_ETYPE,
+               "argument 'num' must be bytes, not str");
+    assert_err(tk_kwargs_get_ptr(k, "num", &p), TK_ETYPE,
+               "argument 'num' must be pointer, not str");
+    assert_err(tk_kwargs_get_str(k, NULL, &s), TK_EINVAL, "tk_kwargs_get_str: key is NULL");
+    assert_err(tk_kwargs_get_str(k, "", &s), TK_EINVAL, "tk_kwargs_get_str: key is empty");
+    assert_err(tk_kwargs_get_str(k, "num", NULL), TK_EINVAL,
+               "tk_kwargs_get_str: out pointer is NULL");
+    assert_err(tk_kwargs_get_bytes(k, "num", &y, NULL), TK_EINVAL,
+               "tk_kwargs_get_bytes: length pointer is NULL");
+    assert_err(tk_kwargs_get_int(NULL, "num", &i), TK_EKEY, "KeyError: 'num'");
+
+    assert_err(tk_kwargs_set_int(NULL, "a", 1), TK_EINVAL, "tk_kwargs_set_int: kwargs is NULL");
+    assert_err(tk_kwargs_set_int(k, NULL, 1), TK_EINVAL, "tk_kwargs_set_int: key is NULL");
+    assert_err(tk_kwargs_set_int(k, "", 1), TK_EINVAL, "tk_kwargs_set_int: key is empty");
+    assert_err(tk_kwargs_set_none(k, ""), TK_EINVAL, "tk_kwargs_set_none: key is empty");
+    assert_err(tk_kwargs_set_bool(k, NULL, 1), TK_EINVAL, "tk_kwargs_set_bool: key is NULL");
+    assert_err(tk_kwargs_set_float(k, NULL, 1), TK_EINVAL, "tk_kwargs_set_float: key is NULL");
+    assert_err(tk_kwargs_set_ptr(k, NULL, NULL), TK_EINVAL, "tk_kwargs_set_ptr: key is NULL");
+    assert_err(tk_kwargs_set_str(k, "a", NULL), TK_EINVAL,
+               "tk_kwargs_set_str: string is NULL (use tk_kwargs_set_none for None)");
+    assert_err(tk_kwargs_set_bytes(k, "a", NULL, 1), TK_EINVAL,
+               "tk_kwargs_set_bytes: bytes pointer is NULL with length 1");
+    assert_err(tk_kwargs_del(NULL, "a"), TK_EINVAL, "tk_kwargs_del: kwargs is NULL");
+    assert_err(tk_kwargs_del(k, NULL), TK_EINVAL, "tk_kwargs_del: key is NULL");
+    assert_err(tk_kwargs_del(k, ""), TK_EINVAL, "tk_kwargs_del: key is empty");
+    assert_int_equal(tk_kwargs_len(k), 2);
+    assert_false(tk_kwargs_has(k, NULL));
+    assert_false(tk_kwargs_has(k, ""));
+    assert_false(tk_kwargs_has(NULL, "num"));
+    assert_int_equal(tk_kwargs_type(k, NULL), TK_TYPE_INVALID);
+    assert_int_equal(tk_kwargs_len(NULL), 0);
+    assert_null(tk_kwargs_key(NULL, 0));
+    tk_kwargs_free(k);
+}
+
+static void kwargs_of_format(void **state)
+{
+    (void)state;
+    int x;
+    tk_kwargs *k = tk_kwargs_of("  num:i,name : s ,\tr:d, big:l, f:?, z:z, y:y, p:p, n:n,",
+                                3, "x", 1.5, (int64_t)-1, 0, (const char *)NULL, "ab",
+                                (size_t)2, (void *)&x);
+    assert_non_null(k);
+    assert_int_equal(tk_kwargs_len(k), 9);
+    const char *keys[] = {"num", "name", "r", "big", "f", "z", "y", "p", "n"};
+    for (size_t i = 0; i < 9; i++)
+        assert_string_equal(tk_kwargs_key(k, i), keys[i]);
+    int64_t i;
+    bool b;
+    assert_int_equal(tk_kwargs_get_int(k, "big", &i), 0);
+    assert_true(i == -1);
+    assert_int_equal(tk_kwargs_get_bool(k, "f", &b), 0);
+    assert_false(b);
+    assert_int_equal(tk_kwargs_type(k, "z"), TK_TYPE_NONE);
+    assert_int_equal(tk_kwargs_type(k, "n"), TK_TYPE_NONE);
+    tk_kwargs_free(k);
+
+    k = tk_kwargs_of("");
+    assert_non_null(k);
+    assert_int_equal(tk_kwargs_len(k), 0);
+    tk_kwargs_free(k);
+
+    /* a repeated key keeps its first position and the last value, like
+     * the dict literal {'a': 1, 'b': 2, 'a': 3} */
+    k = tk_kwargs_of("a:i, b:i, a:i", 1, 2, 3);
+    assert_int_equal(tk_kwargs_len(k), 2);
+    assert_string_equal(tk_kwargs_key(k, 0), "a");
+    assert_int_equal(tk_kwargs_get_int(k, "a", &i), 0);
+    assert_true(i == 3);
+    tk_kwargs_free(k);
+
+    /* keys longer than the parser's stack buffer */
+    char fmt[200];
+    memset(fmt, 'k', 150);
+    strcpy(fmt + 150, ":i");
+    k = tk_kwargs_of(fmt, 9);
+    assert_non_null(k);
+    assert_int_equal(strlen(tk_kwargs_key(k, 0)), 150);
+    tk_kwargs_free(k);
+}
+
+static void kwargs_of_errors(void **state)
+{
+    (void)state;
+    const struct {
+        const char *fmt, *msg;
+    } bad[] = {
+        {"num", "tk_kwargs_of: missing ':code' after key 'num' at position 3"},
+        {"num:", "tk_kwargs_of: missing format code for key 'num' at position 4"},
+        {":i", "tk_kwargs_of: empty key at position 0"},
+        {"a:i,,b:i", "tk_kwargs_of: empty key at position 4"},
+        {"a:i b:i", "tk_kwargs_of: unexpected 'b' after item 'a' at position 4 (expected ',')"},
+        {"a:ii", "tk_kwargs_of: unexpected 'i' after item 'a' at position 3 (expected ',')"},
+        {"a:x", "tk_kwargs_of: unknown format code 'x' at position 2"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_null(tk_kwargs_of(bad[i].fmt, 1, 2));
+        assert_int_equal(tk_last_error_code(), TK_EINVAL);
+        assert_string_equal(tk_last_error(), bad[i].msg);
+    }
+    assert_null(tk_kwargs_of(NULL));
+    assert_string_equal(tk_last_error(), "tk_kwargs_of: format is NULL");
+    assert_null(tk_kwargs_of("a:s", (const char *)NULL));
+    assert_string_equal(tk_last_error(), "tk_kwargs_of: NULL string for format code 's' at "
+                                         "position 2 (use 'z' to allow None)");
+}
+
+static void kwargs_copy_is_deep(void **state)
+{
+    (void)state;
+    char buf[] = "value";
+    tk_kwargs *k = tk_kwargs_of("a:s, b:i", buf, 1);
+    char key[100];
+    memset(key, 'q', 99);
+    key[99] = '\0';
+    assert_int_equal(tk_kwargs_set_str(k, key, "long key"), 0);
+    tk_kwargs *c = tk_kwargs_copy(k);
+    tk_kwargs_free(k);
+    buf[0] = 'V';
+    assert_int_equal(tk_kwargs_len(c), 3);
+    const char *s;
+    assert_int_equal(tk_kwargs_get_str(c, "a", &s), 0);
+    assert_string_equal(s, "value");
+    assert_int_equal(tk_kwargs_get_str(c, key, &s), 0);
+    assert_string_equal(s, "long key");
+    assert_string_equal(tk_kwargs_key(c, 2), key);
+    tk_kwargs_free(c);
+    c = tk_kwargs_copy(NULL);
+    assert_int_equal(tk_kwargs_len(c), 0);
+    tk_kwargs_free(c);
+}
+
+static void type_names(void **state)
+{
+    (void)state;
+    assert_string_equal(tk_type_name(TK_TYPE_NONE), "NoneType");
+    assert_string_equal(tk_type_name(TK_TYPE_BOOL), "bool");
+    assert_string_equal(tk_type_name(TK_TYPE_INT), "int");
+    assert_string_equal(tk_type_name(TK_TYPE_FLOAT), "float");
+    assert_string_equal(tk_type_name(TK_TYPE_STR), "str");
+    assert_string_equal(tk_type_name(TK_TYPE_BYTES), "bytes");
+    assert_string_equal(tk_type_name(TK_TYPE_PTR), "pointer");
+    assert_string_equal(tk_type_name(TK_TYPE_INVALID), "invalid");
+    assert_string_equal(tk_type_name((tk_type)42), "invalid");
+}
+
+/* ------------------------------------------------------ allocations */
+
+static void small_bag_is_one_allocation(void **state)
+{
+    (void)state;
+    tk__fault_set(1L << 60); /* count, never fail */
+    tk_args *a = tk_args_of("is", 3, "x");
+    assert_int_equal(tk__fault_allocs(), 1);
+    tk__fault_set(1L << 60);
+    tk_args *b = tk_args_of("isd?", 3, "a short string", 2.0, 1);
+    assert_int_equal(tk__fault_allocs(), 1);
+    tk__fault_set(1L << 60);
+    tk_kwargs *k = tk_kwargs_of("num:i, name:s, verbose:?", 3, "x", 1);
+    assert_int_equal(tk__fault_allocs(), 1);
+    tk__fault_set(1L << 60);
+    tk_args *c = tk_args_copy(b);
+    assert_int_equal(tk__fault_allocs(), 1);
+    tk__fault_set(0);
+    tk_args_free(a);
+    tk_args_free(b);
+    tk_args_free(c);
+    tk_kwargs_free(k);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(args_new_is_empty),
+        cmocka_unit_test(args_add_and_get_every_type),
+        cmocka_unit_test(args_getter_errors),
+        cmocka_unit_test(args_writers_refuse_null),
+        cmocka_unit_test(args_of_every_code),
+        cmocka_unit_test(args_of_errors),
+        cmocka_unit_test(args_copy_is_deep),
+        cmocka_unit_test(args_grow_past_inline_storage),
+        cmocka_unit_test(kwargs_set_get_every_type),
+        cmocka_unit_test(kwargs_replace_in_place_and_delete),
+        cmocka_unit_test(kwargs_errors),
+        cmocka_unit_test(kwargs_of_format),
+        cmocka_unit_test(kwargs_of_errors),
+        cmocka_unit_test(kwargs_copy_is_deep),
+        cmocka_unit_test(type_names),
+        cmocka_unit_test(small_bag_is_one_allocation),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
