@@ -36,6 +36,19 @@ def timed(op, n):
     return (time.perf_counter_ns() - t0) / n
 
 
+def coding(num, name=None):
+    return num + len(name)
+
+
+def args(n):
+    def op(n):
+        global sink
+        for i in range(n):
+            a = (i, "name")
+            sink = coding(*a)
+    return timed(op, n)
+
+
 def thread(n):
     def op(n):
         for i in range(n):
