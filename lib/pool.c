@@ -390,13 +390,13 @@ static size_t submit_chunks(tk_pool *p, tk_task fn, tk_args **items, size_t n,
         f->items = items + off;
         f->nitems = n - off < cs ? n - off : cs;
         f->results = results + off;
-        atomic_fetch_add(&f->refs, 1); /* map keeps one while it waits */
+        size_t taken = f->nitems;
+        /* Of its two references, map holds the caller's while it waits. */
         int r = submit_future(p, f);
         if (r < 0) {
             /* The future took its items with it; free the rest. */
             *err = r;
-            free_items(items, off + f->nitems, n);
-            tk__future_unref(f);
+            free_items(items, off + taken, n);
             return k;
         }
         fs[k] = f;

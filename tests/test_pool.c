@@ -507,6 +507,7 @@ static int mode_exit_thread_pool(void)
     tk_pool *p = tk_pool_new(TK_POOL_THREADS, 1);
     tk_future *f = tk_pool_submit(p, sleeper, tk_args_of("d", 0.1), NULL);
     tk_future_add_done_callback(f, done_print, NULL);
+    tk_future_free(f); /* detached: the callback still runs */
     return 0; /* the end-of-program procedure lets the work finish */
 }
 
@@ -515,6 +516,7 @@ static int mode_exit_process_pool(void)
     tk_pool *p = tk_pool_new(TK_POOL_PROCESSES, 1);
     tk_future *f = tk_pool_submit(p, sleeper, tk_args_of("d", 0.1), NULL);
     tk_future_add_done_callback(f, done_print, NULL);
+    tk_future_free(f); /* detached: the callback still runs */
     return 0;
 }
 
