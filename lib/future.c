@@ -160,9 +160,10 @@ char *tk__task_error_text(int status)
         snprintf(buf, sizeof buf, "task returned %d", status);
         msg = buf;
     }
-    char *s = malloc(strlen(msg) + 1);
+    size_t n = strlen(msg) + 1;
+    char *s = malloc(n);
     if (s)
-        strcpy(s, msg);
+        memcpy(s, msg, n);
     return s;
 }
 

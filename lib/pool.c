@@ -434,7 +434,7 @@ TK_API int tk_pool_map_ex(tk_pool *p, tk_task fn, tk_args **items, size_t n,
         return 0;
     size_t cs = pick_chunksize(p, n, chunksize);
     size_t nchunks = n / cs + (n % cs != 0);
-    tk_future **fs = tk__calloc(nchunks, sizeof *fs);
+    tk_future **fs = tk__calloc(nchunks, sizeof(tk_future *));
     if (!fs) {
         free_items(items, 0, n);
         return TK_ENOMEM;
@@ -545,7 +545,7 @@ static void pools_shutdown_hook(void)
     size_t n = 0;
     for (tk_pool *p = live_pools; p; p = p->next_live)
         n++;
-    tk_pool **snap = n ? calloc(n, sizeof *snap) : NULL;
+    tk_pool **snap = n ? calloc(n, sizeof(tk_pool *)) : NULL;
     size_t k = 0;
     for (tk_pool *p = live_pools; snap && p; p = p->next_live) {
         atomic_fetch_add(&p->refs, 1);

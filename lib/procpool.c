@@ -18,7 +18,7 @@
  * started (they are sent to the replacement).
  *
  * Wire format, all little-endian: a frame is a u32 payload length and the
- * payload. Task: u64 function pointer, u32 item count (0: one call with
+ * payload. Task: the function pointer's bytes (8, zero-padded), u32 item count (0: one call with
  * kwargs), then per item a u32 length and a tk_args encoding. Result: u32
  * item count, then per item an i32 status, a u32 length and either the
  * result's encoding (status 0) or the error text.
@@ -131,10 +131,9 @@ static int buf_encoding(struct buf *b, const tk_args *a, const tk_kwargs *kw)
 int tk__pp_encode(tk_future *f)
 {
     struct buf b = {0};
-    uint64_t fn = (uint64_t)(uintptr_t)f->fn;
-    unsigned char fx[8];
-    for (int i = 0; i < 8; i++)
-        fx[i] = (unsigned char)(fn >> (8 * i));
+    unsigned char fx[8] = {0};
+    _Static_assert(sizeof(tk_task) <= sizeof fx, "a function pointer fits 8 bytes");
+    memcpy(fx, &f->fn, sizeof f->fn);
     buf_u32(&b, 0); /* the frame length, filled in below */
     buf_put(&b, fx, 8);
     buf_u32(&b, (uint32_t)f->nitems);
@@ -218,10 +217,10 @@ static bool worker_task(int fd, const unsigned char *p, size_t len)
 {
     if (len < 12)
         return false;
-    uint64_t fnv = 0;
-    for (int i = 0; i < 8; i++)
-        fnv |= (uint64_t)p[i] << (8 * i);
-    tk_task fn = (tk_task)(uintptr_t)fnv;
+    /* The function pointer's own bytes: the worker is a fork of the
+     * submitter, so the same address names the same function. */
+    tk_task fn;
+    memcpy(&fn, p, sizeof fn);
     uint32_t nitems = rd32(p + 8);
     size_t count = nitems ? nitems : 1, off = 12;
     struct buf out = {0};

@@ -126,7 +126,7 @@ TK_API void tk_queue_free(tk_queue *q)
 static int ring_grow(tk_queue *q)
 {
     size_t ncap = q->cap ? q->cap * 2 : QUEUE_MIN_CAP;
-    tk_args **n = tk__malloc(ncap * sizeof *n);
+    tk_args **n = tk__malloc(ncap * sizeof(tk_args *));
     if (!n)
         return TK_ENOMEM;
     for (size_t i = 0; i < q->count; i++)
