@@ -812,6 +812,43 @@ static void active_children_hands_out_references(void **state)
     tk_process_free(c);
 }
 
+/* ------------------------------------------------------------ the child's end */
+
+static int t_set_flag_later(const tk_args *a, const tk_kwargs *k)
+{
+    (void)k;
+    usleep((useconds_t)arg_int(a, 0) * 1000);
+    sh->ints[(int)arg_int(a, 1)] = 1;
+    return 0;
+}
+
+static int t_leave_children(const tk_args *a, const tk_kwargs *k)
+{
+    (void)a, (void)k;
+    /* returns at once; its end-of-program procedure joins the first and
+     * stops the daemonic second */
+    tk_process *g = tk_process_new(t_set_flag_later, tk_args_of("ii", 200, 0), NULL);
+    tk_process *d = tk_process_new(t_set_flag_later, tk_args_of("ii", 30000, 1), NULL);
+    tk_process_set_daemon(d, true);
+    if (tk_process_start(g) < 0 || tk_process_start(d) < 0)
+        return 9;
+    sh->pids[0] = tk_process_pid(d);
+    tk_process_free(g);
+    tk_process_free(d);
+    return 0;
+}
+
+static void child_runs_its_own_end_procedure(void **state)
+{
+    (void)state;
+    double t0 = tt_now();
+    assert_int_equal(run(t_leave_children, NULL), 0);
+    assert_true(tt_now() - t0 < slow(5.0));
+    assert_int_equal(sh->ints[0], 1); /* the non-daemon grandchild was joined */
+    assert_int_equal(sh->ints[1], 0); /* the daemonic one was stopped */
+    assert_true(kill(sh->pids[0], 0) != 0 || errno == ESRCH);
+}
+
 /* ------------------------------------------------------------ raw fork */
 
 static void raw_fork_child_is_reset(void **state)
@@ -836,7 +873,9 @@ static void raw_fork_child_is_reset(void **state)
         exit(bad); /* atexit: must not join or signal the parent's children */
     }
     int st;
+    double t0 = tt_now();
     assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(tt_now() - t0 < slow(2.0)); /* did not wait for the 30 s child */
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
     assert_true(tk_process_is_alive(p)); /* untouched by the fork child */
@@ -944,6 +983,7 @@ int main(void)
         BOTH(free_detaches_without_zombie),
         ONE(active_children_hands_out_references),
         BOTH(raw_fork_child_is_reset),
+        BOTH(child_runs_its_own_end_procedure),
         ONE(cpu_count_is_sane),
         ONE(pidfd_selection),
         ONE(performance_close_to_raw_fork),
