@@ -37,7 +37,7 @@ int main(void)
         go = tk_event_new(0);
         atomic_store(&n_arrived, 0);
         for (int i = 0; i < N; i++) {
-            char name[16];
+            char name[32];
             snprintf(name, sizeof name, "worker-%d", i + 1);
             t[i] = tk_thread_new(task, NULL, NULL);
             if (!go || !t[i] || tk_thread_set_name(t[i], name) < 0 || tk_thread_start(t[i]) < 0) {
