@@ -45,9 +45,12 @@ typedef void (*bh_body)(void *ctx, long n);
 struct bh_side {
     const char *impl;    /* "libtaskkit", "pthread", "GLib", "Python" ... */
     bh_body body;        /* in-process side, or NULL */
+    double (*timed)(void *ctx, long n); /* instead of body: times itself, returns ns */
     void *ctx;
     const char *peer;    /* "glib NAME" or "py NAME": run by the peer, or NULL */
     double max_ratio;    /* target: libtaskkit/this <= max_ratio (0: none) */
+    long fixed_n;        /* > 0: operations per round, not calibrated */
+    long min_n;          /* calibration starts here (sides with a cost per round) */
     const char *missing; /* set: the side cannot run, print this instead */
 };
 
@@ -225,28 +228,38 @@ static inline double bh_round(const struct bh_side *s, long n)
 {
     if (s->peer != NULL)
         return bh_peer(s->peer, n);
+    if (s->timed != NULL)
+        return s->timed(s->ctx, n) / n;
     double t0 = bh_now();
     s->body(s->ctx, n);
     return (bh_now() - t0) / n;
 }
 
-/* Finds n so that a round lasts about bh.round_ns (doubles as a warm-up). */
+/* Finds n so that a round lasts about bh.round_ns (doubles as a warm-up).
+ * The time per operation is taken from the last two trial sizes, so a fixed
+ * cost per round (starting threads) does not shrink n. */
 static inline long bh_calibrate(const struct bh_side *s)
 {
-    long n = 1;
+    long n = s->min_n > 0 ? s->min_n : 1, prev_n = 0;
+    double prev_total = 0;
     for (;;) {
         double per = bh_round(s, n);
         if (isnan(per))
             return 0;
         double total = per * n;
         if (total >= bh.round_ns / 4 || n >= (1L << 30)) {
-            double want = bh.round_ns / (per > 0 ? per : 1);
+            double marginal = prev_n > 0 ? (total - prev_total) / (n - prev_n) : per;
+            if (marginal <= 0 || marginal > per)
+                marginal = per;
+            double want = bh.round_ns / (marginal > 0 ? marginal : 1);
             return want < 1 ? 1 : want > (1L << 30) ? (1L << 30) : (long)want;
         }
+        prev_n = n;
+        prev_total = total;
         /* Peers pay a process start per round: jump straight to the estimate. */
         n = s->peer != NULL && total > 0 ? (long)(bh.round_ns / 2 / per) + 1 : n * 4;
-        if (s->peer != NULL && n <= 1)
-            n = 2;
+        if (n <= prev_n)
+            n = prev_n + 1;
     }
 }
 
@@ -273,11 +286,14 @@ static inline void bh_measure(struct bh_side *sides, int ns, struct bh_stats *st
         memset(&st[i], 0, sizeof st[i]);
         if (sides[i].missing == NULL)
             sides[i].missing = bh_peer_missing(sides[i].peer);
-        if (sides[i].missing == NULL && sides[i].body == NULL && sides[i].peer == NULL)
+        if (sides[i].missing == NULL && sides[i].body == NULL && sides[i].timed == NULL &&
+            sides[i].peer == NULL)
             sides[i].missing = "not built yet";
         if (sides[i].missing != NULL)
             continue;
-        st[i].n = bh_calibrate(&sides[i]);
+        if (sides[i].fixed_n > 0 && sides[i].peer == NULL)
+            bh_round(&sides[i], sides[i].fixed_n); /* warm-up (peers warm up themselves) */
+        st[i].n = sides[i].fixed_n > 0 ? sides[i].fixed_n : bh_calibrate(&sides[i]);
         st[i].ok = st[i].n > 0;
         if (!st[i].ok)
             sides[i].missing = "failed (peer error)";

@@ -36,6 +36,19 @@ def timed(op, n):
     return (time.perf_counter_ns() - t0) / n
 
 
+def coding(num, name=None):
+    return num + len(name)
+
+
+def args(n):
+    def op(n):
+        global sink
+        for i in range(n):
+            a = (i, "name")
+            sink = coding(*a)
+    return timed(op, n)
+
+
 def thread(n):
     def op(n):
         for i in range(n):
@@ -64,8 +77,20 @@ def lock(n):
     return timed(op, n)
 
 
+def lock_mt(n):
+    """lock() while another thread is alive (blocked)."""
+    gate = threading.Event()
+    idle = threading.Thread(target=gate.wait)
+    idle.start()
+    try:
+        return lock(n)
+    finally:
+        gate.set()
+        idle.join()
+
+
 def counter(n):
-    """One operation: 2 threads x 1M increments of a shared counter."""
+    """n increments of a shared counter under a Lock, by 2 threads."""
     lk = threading.Lock()
     box = [0]
 
@@ -75,15 +100,12 @@ def counter(n):
                 box[0] += 1
 
     def op(n):
-        for _ in range(n):
-            ts = [threading.Thread(target=work, args=(1_000_000,)) for _ in range(2)]
-            for t in ts:
-                t.start()
-            for t in ts:
-                t.join()
-    t0 = time.perf_counter_ns()   # no warm-up: one job is long enough
-    op(n)
-    return (time.perf_counter_ns() - t0) / n
+        ts = [threading.Thread(target=work, args=(n // 2,)) for _ in range(2)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+    return timed(op, n)
 
 
 def tpe(n):

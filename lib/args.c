@@ -13,7 +13,7 @@
 
 /* Storage for a zero-length bytes value: the getters promise a non-NULL
  * pointer, and an empty value should cost nothing. */
-static char empty_bytes[1];
+static alignas(max_align_t) char empty_bytes[1];
 
 const char *tk_type_name(tk_type t)
 {
@@ -82,14 +82,18 @@ int tk__bag_reserve(struct tk__bag *b, size_t extra)
 }
 
 /* Copies n bytes plus a terminating NUL into the arena when they fit,
- * otherwise onto the heap (*heap says which). */
-static char *bag_place(struct tk__bag *b, const void *src, size_t n, bool *heap)
+ * otherwise onto the heap (*heap says which). Bytes values are placed on an
+ * 8-byte boundary, as the header promises, so a caller may read a struct or
+ * an integer array straight out of them. */
+static char *bag_place(struct tk__bag *b, const void *src, size_t n, size_t align,
+                       bool *heap)
 {
     char *dst;
     *heap = false;
-    if (n < TK__BAG_ARENA - b->used) {
-        dst = b->arena + b->used;
-        b->used += n + 1;
+    size_t at = (b->used + align - 1) & ~(align - 1);
+    if (at <= TK__BAG_ARENA && n < TK__BAG_ARENA - at) {
+        dst = b->arena + at;
+        b->used = at + n + 1;
     } else {
         if (n == SIZE_MAX)
             return tk__error_null(TK_ENOMEM, "out of memory");
@@ -117,7 +121,7 @@ static int val_store(struct tk__bag *b, const struct tk__val *v, struct tk__val 
         return 0;
     }
     bool heap;
-    out->u.s = bag_place(b, v->u.s, v->n, &heap);
+    out->u.s = bag_place(b, v->u.s, v->n, v->type == TK_TYPE_BYTES ? 8 : 1, &heap);
     if (!out->u.s)
         return TK_ENOMEM;
     if (heap)
@@ -144,7 +148,7 @@ int tk__bag_push(struct tk__bag *b, const char *key, const struct tk__val *v)
         return rc;
     if (key) {
         bool heap;
-        nv.key = bag_place(b, key, strlen(key), &heap);
+        nv.key = bag_place(b, key, strlen(key), 1, &heap);
         if (!nv.key) {
             val_release(&nv);
             return TK_ENOMEM;
@@ -440,6 +444,41 @@ int tk_args_get_ptr(const tk_args *a, size_t i, void **out)
     return rc;
 }
 
+/* Converts the public tk_value at position i into the bag's form. */
+static int from_value(const tk_value *x, size_t i, struct tk__val *v)
+{
+    memset(v, 0, sizeof *v);
+    v->type = (signed char)x->type;
+    switch (x->type) {
+    case TK_TYPE_NONE: return 0;
+    case TK_TYPE_BOOL: v->u.b = x->v.b; return 0;
+    case TK_TYPE_INT: v->u.i = x->v.i; return 0;
+    case TK_TYPE_FLOAT: v->u.f = x->v.f; return 0;
+    case TK_TYPE_PTR: v->u.p = x->v.p; return 0;
+    case TK_TYPE_STR:
+        if (!x->v.s)
+            return tk__error(TK_EINVAL, "tk_args_from: value %zu is a NULL string "
+                             "(use TK_NONE for None)", i);
+        v->u.s = (char *)x->v.s;
+        v->n = strlen(x->v.s);
+        return 0;
+    case TK_TYPE_BYTES:
+        if (!x->v.y && x->n)
+            return tk__error(TK_EINVAL, "tk_args_from: value %zu is NULL bytes with "
+                             "length %zu", i, x->n);
+        v->u.s = (char *)x->v.y;
+        v->n = x->n;
+        return 0;
+    case TK_TYPE_INVALID:
+        /* what TK_ARGS makes of an unsigned value above INT64_MAX */
+        return tk__error(TK_EOVERFLOW, "tk_args_from: value %zu is an unsigned integer "
+                         "too large for int (int64_t)", i);
+    default:
+        return tk__error(TK_EINVAL, "tk_args_from: value %zu has unknown type %d", i,
+                         (int)x->type);
+    }
+}
+
 tk_args *tk_args_from(const tk_value *vals, size_t n)
 {
     if (!vals && n)
@@ -449,36 +488,8 @@ tk_args *tk_args_from(const tk_value *vals, size_t n)
         return NULL;
     int rc = tk__bag_reserve(&a->b, n);
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        const tk_value *x = &vals[i];
-        struct tk__val v = {.type = (signed char)x->type};
-        switch (x->type) {
-        case TK_TYPE_NONE: break;
-        case TK_TYPE_BOOL: v.u.b = x->v.b; break;
-        case TK_TYPE_INT: v.u.i = x->v.i; break;
-        case TK_TYPE_FLOAT: v.u.f = x->v.f; break;
-        case TK_TYPE_PTR: v.u.p = x->v.p; break;
-        case TK_TYPE_STR:
-            if (!x->v.s)
-                rc = tk__error(TK_EINVAL, "tk_args_from: value %zu is a NULL string "
-                               "(use TK_NONE for None)", i);
-            v.u.s = (char *)x->v.s;
-            v.n = x->v.s ? strlen(x->v.s) : 0;
-            break;
-        case TK_TYPE_BYTES:
-            if (!x->v.y && x->n)
-                rc = tk__error(TK_EINVAL, "tk_args_from: value %zu is NULL bytes with "
-                               "length %zu", i, x->n);
-            v.u.s = (char *)x->v.y;
-            v.n = x->n;
-            break;
-        case TK_TYPE_INVALID:
-            rc = tk__error(TK_EOVERFLOW, "tk_args_from: value %zu is an unsigned integer "
-                           "too large for int (int64_t)", i);
-            break;
-        default:
-            rc = tk__error(TK_EINVAL, "tk_args_from: value %zu has unknown type %d", i,
-                           (int)x->type);
-        }
+        struct tk__val v;
+        rc = from_value(&vals[i], i, &v);
         if (rc == 0)
             rc = tk__bag_push(&a->b, NULL, &v);
     }

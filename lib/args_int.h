@@ -72,4 +72,15 @@ int tk__bag_push(struct tk__bag *b, const char *key, const struct tk__val *v);
 /* Looks key up: replaces its value in place, or appends. Copies as above. */
 int tk__bag_set(struct tk__bag *b, const char *key, const struct tk__val *v);
 
+/*
+ * Encoding straight into a caller's buffer (a shared queue's ring, a pipe
+ * message), without tk_args_encode's intermediate allocation:
+ * tk__args_encoded_len checks the bags (TK_ETYPE for pointers, TK_EOVERFLOW)
+ * and gives the exact size, with a last error on failure; tk__args_encode_to
+ * then writes exactly that many bytes to dst and returns the count. The
+ * bags must not change in between.
+ */
+int tk__args_encoded_len(const tk_args *args, const tk_kwargs *kwargs, size_t *len);
+size_t tk__args_encode_to(const tk_args *args, const tk_kwargs *kwargs, void *dst);
+
 #endif /* TK_ARGS_INT_H */

@@ -111,26 +111,23 @@ static unsigned char *put_value(unsigned char *p, const struct tk__val *v)
     }
 }
 
-int tk_args_encode(const tk_args *args, const tk_kwargs *kwargs, void **buf, size_t *len)
+int tk__args_encoded_len(const tk_args *args, const tk_kwargs *kwargs, size_t *len)
 {
-    if (!buf || !len)
-        return tk__error(TK_EINVAL, "tk_args_encode: %s pointer is NULL",
-                         buf ? "length" : "buffer");
-    *buf = NULL;
-    *len = 0;
+    static const struct tk__bag empty = {0};
+    size_t total = HEADER_LEN;
+    int rc = bag_size(args ? &args->b : &empty, "positional", &total);
+    if (rc == 0)
+        rc = bag_size(kwargs ? &kwargs->b : &empty, "keyword", &total);
+    *len = rc == 0 ? total : 0;
+    return rc;
+}
+
+size_t tk__args_encode_to(const tk_args *args, const tk_kwargs *kwargs, void *dst)
+{
     static const struct tk__bag empty = {0};
     const struct tk__bag *a = args ? &args->b : &empty;
     const struct tk__bag *k = kwargs ? &kwargs->b : &empty;
-    size_t total = HEADER_LEN;
-    int rc = bag_size(a, "positional", &total);
-    if (rc == 0)
-        rc = bag_size(k, "keyword", &total);
-    if (rc < 0)
-        return rc;
-    unsigned char *out = tk__malloc(total);
-    if (!out)
-        return TK_ENOMEM;
-    unsigned char *p = out;
+    unsigned char *p = dst;
     memcpy(p, MAGIC, 4);
     p[4] = VERSION;
     p[5] = 0;
@@ -142,8 +139,26 @@ int tk_args_encode(const tk_args *args, const tk_kwargs *kwargs, void **buf, siz
         p = put_str(p, k->v[i].key, strlen(k->v[i].key));
         p = put_value(p, &k->v[i]);
     }
-    if ((size_t)(p - out) != total)
-        tk__panic("tk_args_encode: wrote %zu bytes, computed %zu", (size_t)(p - out), total);
+    return (size_t)(p - (unsigned char *)dst);
+}
+
+int tk_args_encode(const tk_args *args, const tk_kwargs *kwargs, void **buf, size_t *len)
+{
+    if (!buf || !len)
+        return tk__error(TK_EINVAL, "tk_args_encode: %s pointer is NULL",
+                         buf ? "length" : "buffer");
+    *buf = NULL;
+    *len = 0;
+    size_t total;
+    int rc = tk__args_encoded_len(args, kwargs, &total);
+    if (rc < 0)
+        return rc;
+    void *out = tk__malloc(total);
+    if (!out)
+        return TK_ENOMEM;
+    size_t wrote = tk__args_encode_to(args, kwargs, out);
+    if (wrote != total)
+        tk__panic("tk_args_encode: wrote %zu bytes, computed %zu", wrote, total);
     *buf = out;
     *len = total;
     return 0;

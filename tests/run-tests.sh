@@ -4,7 +4,7 @@
 #   TK_TEST_WRAPPER  command put in front of each binary (valgrind)
 #   TK_TEST_TIMEOUT  seconds a binary may take (default 600)
 set -u
-passed=0 failed=0 bad_bins=""
+passed=0 failed=0 skipped=0 bad_bins=""
 timeout_s=${TK_TEST_TIMEOUT:-600}
 for bin in "$@"; do
     name=${bin##*/}
@@ -15,7 +15,9 @@ for bin in "$@"; do
     cat "$log"
     p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)
     f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)
+    k=$(sed -n 's/^\[  SKIPPED \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)
     rm -f "$log"
+    skipped=$((skipped + ${k:-0}))
     passed=$((passed + ${p:-0}))
     failed=$((failed + ${f:-0}))
     if [ "$rc" -ne 0 ]; then
@@ -25,5 +27,9 @@ for bin in "$@"; do
     fi
 done
 [ -n "$bad_bins" ] && echo "failing test programs:$bad_bins"
-echo "$passed passed, $failed failed"
+if [ "$skipped" -gt 0 ]; then
+    echo "$passed passed, $failed failed, $skipped skipped"
+else
+    echo "$passed passed, $failed failed"
+fi
 [ "$failed" -eq 0 ] && [ -z "$bad_bins" ]

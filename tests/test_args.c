@@ -4,6 +4,8 @@
 #include "common/testutil.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -237,6 +239,24 @@ static void args_grow_past_inline_storage(void **state)
         snprintf(s, sizeof s, "value-%d", i);
         assert_int_equal(tk_args_get_str(a, (size_t)i, &got), 0);
         assert_string_equal(got, s);
+    }
+    tk_args_free(a);
+}
+
+static void bytes_are_aligned(void **state)
+{
+    (void)state;
+    /* odd-length strings first, so the arena offset is unaligned */
+    tk_args *a = tk_args_of("syszyyy", "a", "\1\2\3", (size_t)3, "abc", "q", "xy", (size_t)2,
+                            "", (size_t)0, "12345678901234567890123456789012345678901234567890"
+                            "12345678901234567890", (size_t)70);
+    for (size_t i = 0; i < tk_args_len(a); i++) {
+        const void *y;
+        size_t n;
+        if (tk_args_type(a, i) != TK_TYPE_BYTES)
+            continue;
+        assert_int_equal(tk_args_get_bytes(a, i, &y, &n), 0);
+        assert_int_equal((uintptr_t)y % 8, 0);
     }
     tk_args_free(a);
 }
@@ -495,6 +515,238 @@ static void type_names(void **state)
     assert_string_equal(tk_type_name((tk_type)42), "invalid");
 }
 
+
+/* ------------------------------------------------- type-safe TK_ARGS */
+
+static void tk_args_macro_picks_types(void **state)
+{
+    (void)state;
+    tk_args *a = TK_ARGS(3, "x", 2.5);
+    assert_non_null(a);
+    assert_int_equal(tk_args_len(a), 3);
+    assert_int_equal(tk_args_type(a, 0), TK_TYPE_INT);
+    assert_int_equal(tk_args_type(a, 1), TK_TYPE_STR);
+    assert_int_equal(tk_args_type(a, 2), TK_TYPE_FLOAT);
+    tk_args_free(a);
+
+    /* 3 vs 3.0, int vs int64_t, unsigned and char types: all right */
+    int x = 0;
+    bool flag = true;
+    float f = 1.5f;
+    char *mut = (char[]){"mutable"};
+    const char *cs = "const";
+    unsigned char uc = 200;
+    a = TK_ARGS(3.0, (int64_t)-1, (size_t)5, flag, f, mut, cs, &x, TK_NONE, TK_BYTES("ab", 2),
+                'c', uc);
+    assert_non_null(a);
+    assert_int_equal(tk_args_len(a), 12);
+    const tk_type want[] = {TK_TYPE_FLOAT, TK_TYPE_INT, TK_TYPE_INT, TK_TYPE_BOOL,
+                            TK_TYPE_FLOAT, TK_TYPE_STR, TK_TYPE_STR, TK_TYPE_PTR,
+                            TK_TYPE_NONE, TK_TYPE_BYTES, TK_TYPE_INT, TK_TYPE_INT};
+    for (size_t i = 0; i < 12; i++)
+        assert_int_equal(tk_args_type(a, i), want[i]);
+    int64_t i64;
+    double d;
+    bool b;
+    const void *y;
+    size_t n;
+    void *p;
+    const char *s;
+    assert_int_equal(tk_args_get_int(a, 1, &i64), 0);
+    assert_true(i64 == -1);
+    assert_int_equal(tk_args_get_int(a, 2, &i64), 0);
+    assert_true(i64 == 5);
+    assert_int_equal(tk_args_get_bool(a, 3, &b), 0);
+    assert_true(b);
+    assert_int_equal(tk_args_get_float(a, 4, &d), 0);
+    assert_true(d == 1.5);
+    assert_int_equal(tk_args_get_str(a, 5, &s), 0);
+    assert_string_equal(s, "mutable");
+    assert_ptr_not_equal(s, mut); /* copied */
+    assert_int_equal(tk_args_get_ptr(a, 7, &p), 0);
+    assert_ptr_equal(p, &x);
+    assert_int_equal(tk_args_get_bytes(a, 9, &y, &n), 0);
+    assert_int_equal(n, 2);
+    assert_memory_equal(y, "ab", 2);
+    assert_int_equal(tk_args_get_int(a, 10, &i64), 0);
+    assert_true(i64 == 'c');
+    assert_int_equal(tk_args_get_int(a, 11, &i64), 0);
+    assert_true(i64 == 200);
+    tk_args_free(a);
+
+    /* NULL is a pointer value; (bool) makes a bool (C's `true` is an int) */
+    a = TK_ARGS(NULL, (bool)1, true);
+    assert_int_equal(tk_args_type(a, 0), TK_TYPE_PTR);
+    assert_int_equal(tk_args_type(a, 1), TK_TYPE_BOOL);
+    assert_int_equal(tk_args_type(a, 2), TK_TYPE_INT);
+    tk_args_free(a);
+
+    tk__fault_set(1L << 60);
+    a = TK_ARGS(3, "x");
+    assert_int_equal(tk__fault_allocs(), 1);
+    tk__fault_set(0);
+    tk_args_free(a);
+}
+
+static void tk_args_macro_errors(void **state)
+{
+    (void)state;
+    assert_null(TK_ARGS(1, UINT64_MAX));
+    assert_int_equal(tk_last_error_code(), TK_EOVERFLOW);
+    assert_string_equal(tk_last_error(),
+                        "tk_args_from: value 1 is an unsigned integer too large for int (int64_t)");
+    tk_args *a = TK_ARGS((uint64_t)INT64_MAX);
+    assert_non_null(a);
+    tk_args_free(a);
+    assert_null(TK_ARGS((const char *)NULL));
+    assert_int_equal(tk_last_error_code(), TK_EINVAL);
+    assert_string_equal(tk_last_error(),
+                        "tk_args_from: value 0 is a NULL string (use TK_NONE for None)");
+    assert_null(TK_ARGS(TK_BYTES(NULL, 3)));
+    assert_string_equal(tk_last_error(), "tk_args_from: value 0 is NULL bytes with length 3");
+
+    assert_null(tk_args_from(NULL, 1));
+    assert_string_equal(tk_last_error(), "tk_args_from: values are NULL with count 1");
+    tk_value bad = {(tk_type)99, 0, {.i = 0}};
+    assert_null(tk_args_from(&bad, 1));
+    assert_string_equal(tk_last_error(), "tk_args_from: value 0 has unknown type 99");
+    a = tk_args_from(NULL, 0);
+    assert_non_null(a);
+    assert_int_equal(tk_args_len(a), 0);
+    tk_args_free(a);
+}
+
+/* ------------------------------------------------ allocation failures */
+
+static char big_a[200], big_b[300];
+
+static void make_bigs(void)
+{
+    memset(big_a, 'a', sizeof big_a - 1);
+    memset(big_b, 'b', sizeof big_b - 1);
+}
+
+static tk_args *build_args(void)
+{
+    return tk_args_of("isisisyd", 1, big_a, 2, "short", 3, big_b, big_a, (size_t)150, 1.0);
+}
+
+static tk_kwargs *build_kwargs(void)
+{
+    return tk_kwargs_of("a:s, the-long-key-beyond-the-inline-arena-of-the-bag-xxxxxxxx:i, "
+                        "c:s, d:i, e:y, f:n",
+                        big_a, 1, big_b, 4, big_b, (size_t)10);
+}
+
+/* Runs op with the n-th allocation failing, for n = 1, 2, ... until it
+ * succeeds: every failure must be a clean NULL + TK_ENOMEM (leaks are
+ * caught by ASan/valgrind). Returns the number of failures. */
+#define FAULT_LOOP(type, op, free_fn)                          \
+    do {                                                       \
+        for (long n = 1;; n++) {                               \
+            tk__fault_set(n);                                  \
+            type *obj = (op);                                  \
+            tk__fault_set(0);                                  \
+            if (obj) {                                         \
+                assert_true(n > 2);                            \
+                free_fn(obj);                                  \
+                break;                                         \
+            }                                                  \
+            assert_int_equal(tk_last_error_code(), TK_ENOMEM); \
+        }                                                      \
+    } while (0)
+
+static void every_allocation_may_fail(void **state)
+{
+    (void)state;
+    make_bigs();
+    FAULT_LOOP(tk_args, build_args(), tk_args_free);
+    FAULT_LOOP(tk_kwargs, build_kwargs(), tk_kwargs_free);
+    tk_args *a = build_args();
+    tk_kwargs *k = build_kwargs();
+    FAULT_LOOP(tk_args, tk_args_copy(a), tk_args_free);
+    FAULT_LOOP(tk_kwargs, tk_kwargs_copy(k), tk_kwargs_free);
+    FAULT_LOOP(tk_args, TK_ARGS(1, big_a, 2, big_b, 3, "x", 4.0), tk_args_free);
+
+    /* a failed set or add leaves the bag as it was */
+    tk__fault_set(1);
+    assert_int_equal(tk_kwargs_set_str(k, "a", big_b), TK_ENOMEM);
+    tk__fault_set(1);
+    assert_int_equal(tk_kwargs_set_str(k, "new-key", big_b), TK_ENOMEM);
+    tk__fault_set(1);
+    assert_int_equal(tk_args_add_str(a, big_b), TK_ENOMEM);
+    tk__fault_set(0);
+    const char *s;
+    assert_int_equal(tk_kwargs_get_str(k, "a", &s), 0);
+    assert_string_equal(s, big_a);
+    assert_false(tk_kwargs_has(k, "new-key"));
+    assert_int_equal(tk_kwargs_len(k), 6);
+    assert_int_equal(tk_args_len(a), 8);
+    /* growing the value array can fail too */
+    tk_args *small = tk_args_of("iiii", 1, 2, 3, 4);
+    tk__fault_set(1);
+    assert_int_equal(tk_args_add_int(small, 5), TK_ENOMEM);
+    tk__fault_set(0);
+    assert_int_equal(tk_args_len(small), 4);
+    assert_int_equal(tk_args_add_int(small, 5), 0);
+    tk_args_free(small);
+    /* a new key that fits the arena but whose value does not */
+    tk__fault_set(1);
+    assert_int_equal(tk_kwargs_set_str(k, "z", big_b), TK_ENOMEM);
+    tk__fault_set(0);
+    assert_false(tk_kwargs_has(k, "z"));
+    tk_args_free(a);
+    tk_kwargs_free(k);
+}
+
+/* ------------------------------------------------ concurrent readers */
+
+struct shared_bags {
+    const tk_args *a;
+    const tk_kwargs *k;
+};
+
+static void *reader(void *arg)
+{
+    const struct shared_bags *sb = arg;
+    for (int i = 0; i < 2000; i++) {
+        int num;
+        const char *name = NULL;
+        bool verbose = false;
+        if (tk_bind(sb->a, sb->k, "f(num:i, name:s=, *, verbose:?=)", &num, &name, &verbose))
+            return (void *)1;
+        if (num != 3 || strcmp(name, "x") != 0 || !verbose)
+            return (void *)1;
+        tk_args *c = tk_args_copy(sb->a);
+        void *buf;
+        size_t len;
+        if (!c || tk_args_encode(c, sb->k, &buf, &len))
+            return (void *)1;
+        free(buf);
+        tk_args_free(c);
+        if (!tk_kwargs_has(sb->k, "verbose") || tk_args_len(sb->a) != 2)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+/* Const operations on one bag may run concurrently (checked under TSan). */
+static void const_operations_run_concurrently(void **state)
+{
+    (void)state;
+    struct shared_bags sb = {tk_args_of("is", 3, "x"), tk_kwargs_of("verbose:?", 1)};
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, reader, &sb), 0);
+    for (int i = 0; i < 4; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        assert_null(r);
+    }
+    tk_args_free((tk_args *)sb.a);
+    tk_kwargs_free((tk_kwargs *)sb.k);
+}
+
 /* ------------------------------------------------------ allocations */
 
 static void small_bag_is_one_allocation(void **state)
@@ -530,6 +782,7 @@ int main(void)
         cmocka_unit_test(args_of_errors),
         cmocka_unit_test(args_copy_is_deep),
         cmocka_unit_test(args_grow_past_inline_storage),
+        cmocka_unit_test(bytes_are_aligned),
         cmocka_unit_test(kwargs_set_get_every_type),
         cmocka_unit_test(kwargs_replace_in_place_and_delete),
         cmocka_unit_test(kwargs_errors),
@@ -538,6 +791,10 @@ int main(void)
         cmocka_unit_test(kwargs_copy_is_deep),
         cmocka_unit_test(type_names),
         cmocka_unit_test(small_bag_is_one_allocation),
+        cmocka_unit_test(const_operations_run_concurrently),
+        cmocka_unit_test(tk_args_macro_picks_types),
+        cmocka_unit_test(tk_args_macro_errors),
+        cmocka_unit_test(every_allocation_may_fail),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "args_int.h"
 #include "internal.h"
 #include "taskkit.h"
 
@@ -390,9 +391,9 @@ static void allocation_failures(void **state)
     big[sizeof big - 1] = '\0';
     tk_args *a = tk_args_of("isisisy", 1, big, 2, "x", 3, big, big, (size_t)100);
     tk_kwargs *k = tk_kwargs_new();
-    char key[40];
+    char key[128];
     for (int i = 0; i < 40; i++) {
-        snprintf(key, sizeof key, "%s-%d", i % 2 ? "long-key-beyond-the-arena-xxxxx" : "k", i);
+        snprintf(key, sizeof key, "%s-%d", i % 2 ? "a-long-key-that-does-not-fit-the-inline-arena-of-a-bag-xxxxxxxxxxxxxxxx" : "k", i);
         assert_int_equal(tk_kwargs_set_str(k, key, i % 3 ? "v" : big), 0);
     }
     unsigned char *buf = NULL;
@@ -435,6 +436,30 @@ static void allocation_failures(void **state)
     tk_kwargs_free(k);
 }
 
+/* The internal encode-in-place pair gives the same bytes as tk_args_encode. */
+static void encode_in_place(void **state)
+{
+    (void)state;
+    tk_args *a = tk_args_of("isy", 1, "two", "333", (size_t)3);
+    tk_kwargs *k = tk_kwargs_of("k:d", 4.0);
+    unsigned char *buf;
+    size_t len, want;
+    encode(a, k, &buf, &len);
+    assert_int_equal(tk__args_encoded_len(a, k, &want), 0);
+    assert_int_equal(want, len);
+    unsigned char dst[128];
+    memset(dst, 0xee, sizeof dst);
+    assert_int_equal(tk__args_encode_to(a, k, dst), len);
+    assert_memory_equal(dst, buf, len);
+    assert_int_equal(dst[len], 0xee);
+    free(buf);
+    assert_int_equal(tk_args_add_ptr(a, NULL), 0);
+    assert_int_equal(tk__args_encoded_len(a, NULL, &want), TK_ETYPE);
+    assert_int_equal(want, 0);
+    tk_args_free(a);
+    tk_kwargs_free(k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -448,6 +473,7 @@ int main(void)
         cmocka_unit_test(decode_argument_errors),
         cmocka_unit_test(random_corruption),
         cmocka_unit_test(allocation_failures),
+        cmocka_unit_test(encode_in_place),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

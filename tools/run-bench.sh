@@ -24,13 +24,19 @@ if tools/need pc glib-2.0 libglib2.0-dev; then
         BENCH_GLIB=$out/glib_peer
 fi
 [ -n "$BENCH_GLIB" ] || echo "bench: GLib baselines skipped (no GLib)"
+# The system python3 (a pyenv or venv shim on PATH would add its own start-up
+# time to every round), unless BENCH_PYTHON names another.
+if [ -z "${BENCH_PYTHON:-}" ]; then
+    BENCH_PYTHON=/usr/bin/python3
+    [ -x "$BENCH_PYTHON" ] || BENCH_PYTHON=$(command -v python3 || true)
+fi
 BENCH_PY=""
-if command -v "${BENCH_PYTHON:-python3}" >/dev/null 2>&1; then
+if [ -n "$BENCH_PYTHON" ] && "$BENCH_PYTHON" -c 'import multiprocessing' 2>/dev/null; then
     BENCH_PY=$(pwd)/bench/peers.py
 else
-    echo "bench: Python baselines skipped (no ${BENCH_PYTHON:-python3})"
+    echo "bench: Python baselines skipped (no python3)"
 fi
-export BENCH_GLIB BENCH_PY
+export BENCH_GLIB BENCH_PY BENCH_PYTHON
 
 # ---------------------------------------------------------------- header
 machine() {
@@ -39,7 +45,7 @@ machine() {
     echo "- kernel: $(uname -sr)"
     echo "- compiler: $(${CC:-cc} --version | head -n 1)"
     echo "- GLib: $(pkg-config --modversion glib-2.0 2>/dev/null || echo none)," \
-         "Python: $(${BENCH_PYTHON:-python3} --version 2>&1 || echo none)"
+         "Python: $($BENCH_PYTHON --version 2>&1 || echo none)"
     echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- mode: $([ -n "${BENCH_QUICK:-}" ] && [ "${BENCH_QUICK}" != 0 ] && echo quick || echo full)," \
          "rounds per figure: ${BENCH_ROUNDS:-7}"

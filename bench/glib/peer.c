@@ -47,6 +47,26 @@ static void lock(long n)
     }
 }
 
+/* lock() while another thread is alive (blocked). */
+static GMutex idle_mutex;
+
+static gpointer idle(gpointer unused)
+{
+    (void)unused;
+    g_mutex_lock(&idle_mutex);
+    g_mutex_unlock(&idle_mutex);
+    return NULL;
+}
+
+static void lock_mt(long n)
+{
+    g_mutex_lock(&idle_mutex);
+    GThread *t = g_thread_new("idle", idle, NULL);
+    lock(n);
+    g_mutex_unlock(&idle_mutex);
+    g_thread_join(t);
+}
+
 static long counter_value;
 
 static gpointer count(gpointer k)
@@ -59,15 +79,13 @@ static gpointer count(gpointer k)
     return NULL;
 }
 
-/* One operation: 2 threads x 1M increments of a shared counter. */
+/* n increments of a shared counter under a GMutex, by 2 threads. */
 static void counter(long n)
 {
-    for (long i = 0; i < n; i++) {
-        GThread *a = g_thread_new("a", count, GSIZE_TO_POINTER(1000000));
-        GThread *b = g_thread_new("b", count, GSIZE_TO_POINTER(1000000));
-        g_thread_join(a);
-        g_thread_join(b);
-    }
+    GThread *a = g_thread_new("a", count, GSIZE_TO_POINTER(n / 2));
+    GThread *b = g_thread_new("b", count, GSIZE_TO_POINTER(n / 2));
+    g_thread_join(a);
+    g_thread_join(b);
 }
 
 /* GThreadPool: push n empty tasks, wait until all have run. */
@@ -104,23 +122,25 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         void (*run)(long n);
-    } benches[] = {{"thread", thread}, {"lock", lock}, {"counter", counter},
+    } benches[] = {{"thread", thread}, {"lock", lock}, {"lock_mt", lock_mt}, {"counter", counter},
                    {"pool", pool_tiny}};
     if (argc != 3) {
         fprintf(stderr, "usage: %s NAME N\n", argv[0]);
         return 2;
     }
     long n = atol(argv[2]);
-    pool = g_thread_pool_new(pool_task, NULL, (gint)g_get_num_processors(), FALSE, NULL);
     for (size_t i = 0; i < G_N_ELEMENTS(benches); i++) {
         if (strcmp(argv[1], benches[i].name) != 0)
             continue;
-        if (benches[i].run != counter) /* one counter job is long enough */
-            benches[i].run(n / 10 + 1);
+        if (benches[i].run == pool_tiny) /* only here: its threads would change "lock" */
+            pool = g_thread_pool_new(pool_task, NULL, (gint)g_get_num_processors(), TRUE,
+                                     NULL);
+        benches[i].run(n / 10 + 2);
         double t0 = now_ns();
         benches[i].run(n);
         printf("%.1f\n", (now_ns() - t0) / (n > 0 ? n : 1));
-        g_thread_pool_free(pool, FALSE, TRUE);
+        if (pool != NULL)
+            g_thread_pool_free(pool, FALSE, TRUE);
         return 0;
     }
     fprintf(stderr, "%s: unknown benchmark %s\n", argv[0], argv[1]);

@@ -294,7 +294,8 @@ TK_API int tk_args_get_str(const tk_args *a, size_t i, const char **out);
  * @param a   The bag, or NULL (empty).
  * @param i   Zero-based index.
  * @param out Receives a pointer into the bag (never NULL, even for 0
- *            bytes), valid until the bag is next modified or freed; not NULL.
+ *            bytes; aligned to at least 8 bytes), valid until the bag is
+ *            next modified or freed; not NULL.
  * @param n   Receives the length; not NULL.
  * @return 0, or a negative error code. Nothing is written on failure.
  *
@@ -549,7 +550,8 @@ TK_API int tk_kwargs_get_str(const tk_kwargs *k, const char *key, const char **o
  * @brief Reads the bytes under @p key (borrowed).
  * @param k   The bag, or NULL (empty).
  * @param key The key; not NULL or empty.
- * @param out Receives a pointer into the bag (never NULL); not NULL.
+ * @param out Receives a pointer into the bag (never NULL; aligned to at
+ *            least 8 bytes); not NULL.
  * @param n   Receives the length; not NULL.
  * @return 0, or a negative error code. Nothing is written on failure.
  *
@@ -723,6 +725,8 @@ typedef struct tk_bytes_t {
 
 TK_END_DECLS
 
+#if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L && !defined(__cplusplus)
+
 /**
  * @def TK_NONE
  * @brief A None value for #TK_ARGS: `TK_ARGS(1, TK_NONE)`.
@@ -735,7 +739,6 @@ TK_END_DECLS
  */
 #define TK_BYTES(data, n) ((tk_bytes_t){(data), (n)})
 
-#if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L && !defined(__cplusplus)
 
 /** @cond TK_INTERNAL */
 static inline tk_value tk__v_bool(bool x) { tk_value r = {TK_TYPE_BOOL, 0, {.b = x}}; return r; }
