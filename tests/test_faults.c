@@ -29,6 +29,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <grp.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -90,7 +93,7 @@ static long total_faults; /* allocation failures injected by the whole program *
 
 static void arm(void)
 {
-    tk__fault_set(fire_at);
+    tk__fault_set(fire_at); /* 0 (the warm-up) arms nothing */
 }
 
 static void disarm(void)
@@ -105,6 +108,13 @@ typedef int (*scenario)(void);
 
 static long fault_sweep(const char *what, scenario run)
 {
+    /* A warm-up run without a fault lets the runtime make its lazily
+     * created, process-lifetime state (the main thread's handle, say), which
+     * must not count as a leak of the call under test. */
+    fire_at = 0;
+    allocs_seen = -1;
+    if (run() != 0)
+        fail_msg("%s: failed without a fault: %s", what, tk_last_error());
     for (long n = 1; n < 10000; n++) {
         fire_at = n;
         allocs_seen = -1;
@@ -471,6 +481,208 @@ static void failed_builders_leak_nothing(void **state)
     assert_int_equal(atomic_load(&live_blocks), before);
 }
 
+
+/* --------------------------------------------------------------- threads */
+
+static int target_ok(const tk_args *a, const tk_kwargs *k)
+{
+    (void)a;
+    (void)k;
+    return 7;
+}
+
+static int sc_thread_new(void)
+{
+    /* The bags are handed over: the constructor owns them also when it
+     * fails (API.md §0), so they are made before arming and never freed
+     * here. */
+    tk_args *a = tk_args_of("s", long_str);
+    tk_kwargs *k = tk_kwargs_of("name:s", long_str);
+    arm();
+    tk_thread *t = tk_thread_new(target_ok, a, k);
+    disarm();
+    int rc = ctor_rc(t);
+    tk_thread_free(t);
+    return rc;
+}
+
+static int sc_thread_start(void)
+{
+    tk_thread *t = tk_thread_new(target_ok, tk_args_of("s", long_str), NULL);
+    assert_non_null(t);
+    arm();
+    int rc = tk_thread_start(t);
+    disarm();
+    if (rc == 0) {
+        assert_int_equal(tk_thread_join(t, TK_FOREVER), 0);
+        assert_int_equal(tk_thread_result(t), 7);
+    } else {
+        assert_false(tk_thread_is_alive(t));
+    }
+    tk_thread_free(t);
+    return rc;
+}
+
+static int sc_thread_set_name(void)
+{
+    tk_thread *t = tk_thread_new(target_ok, NULL, NULL);
+    assert_non_null(t);
+    char before[64];
+    snprintf(before, sizeof before, "%s", tk_thread_name(t));
+    arm();
+    int rc = tk_thread_set_name(t, long_str);
+    disarm();
+    assert_string_equal(tk_thread_name(t), rc == 0 ? long_str : before);
+    tk_thread_free(t);
+    return rc;
+}
+
+static int sc_timer_new(void)
+{
+    tk_args *a = tk_args_of("s", long_str);
+    arm();
+    tk_thread *t = tk_timer_new(0.0, target_ok, a, NULL);
+    disarm();
+    int rc = ctor_rc(t);
+    tk_thread_free(t);
+    return rc;
+}
+
+static int sc_thread_enumerate(void)
+{
+    tk_thread *out[8];
+    arm();
+    size_t n = tk_thread_enumerate(out, 8);
+    disarm();
+    for (size_t i = 0; i < n && i < 8; i++)
+        tk_thread_free(out[i]);
+    return n >= 1 ? 0 : tk_last_error_code();
+}
+
+static void thread_allocation_points(void **state)
+{
+    (void)state;
+    fault_sweep("tk_thread_new", sc_thread_new);
+    fault_sweep("tk_thread_start", sc_thread_start);
+    fault_sweep("tk_thread_set_name", sc_thread_set_name);
+    fault_sweep("tk_timer_new", sc_timer_new);
+    fault_sweep("tk_thread_enumerate", sc_thread_enumerate);
+}
+
+/* ------------------------------------------------------------------ sync */
+
+static unsigned sync_flags;
+
+static int sc_lock_new(void)
+{
+    arm();
+    tk_lock *l = tk_lock_new(sync_flags);
+    disarm();
+    int rc = ctor_rc(l);
+    if (l) {
+        assert_int_equal(tk_lock_acquire(l, 0), 0);
+        assert_int_equal(tk_lock_release(l), 0);
+    }
+    tk_lock_free(l);
+    return rc;
+}
+
+static int sc_rlock_new(void)
+{
+    arm();
+    tk_rlock *l = tk_rlock_new(sync_flags);
+    disarm();
+    int rc = ctor_rc(l);
+    tk_rlock_free(l);
+    return rc;
+}
+
+static int sc_cond_new(void)
+{
+    arm();
+    tk_cond *c = tk_cond_new(sync_flags);
+    disarm();
+    int rc = ctor_rc(c);
+    if (c) {
+        assert_int_equal(tk_cond_acquire(c, 0), 0);
+        assert_int_equal(tk_cond_wait(c, 0), TK_ETIMEDOUT);
+        assert_int_equal(tk_cond_release(c), 0);
+    }
+    tk_cond_free(c);
+    return rc;
+}
+
+static int sc_cond_new_with_lock(void)
+{
+    tk_lock *l = tk_lock_new(sync_flags);
+    assert_non_null(l);
+    arm();
+    tk_cond *c = tk_cond_new_with_lock(l);
+    disarm();
+    int rc = ctor_rc(c);
+    tk_cond_free(c);
+    /* The lock is the caller's and stays usable whatever happened. */
+    assert_int_equal(tk_lock_acquire(l, 0), 0);
+    assert_int_equal(tk_lock_release(l), 0);
+    tk_lock_free(l);
+    return rc;
+}
+
+static int sc_sem_new(void)
+{
+    arm();
+    tk_sem *x = tk_sem_new(1, sync_flags | TK_BOUNDED);
+    disarm();
+    int rc = ctor_rc(x);
+    tk_sem_free(x);
+    return rc;
+}
+
+static int sc_event_new(void)
+{
+    arm();
+    tk_event *e = tk_event_new(sync_flags);
+    disarm();
+    int rc = ctor_rc(e);
+    tk_event_free(e);
+    return rc;
+}
+
+static int sc_barrier_new(void)
+{
+    arm();
+    tk_barrier *b = tk_barrier_new(3, sync_flags);
+    disarm();
+    int rc = ctor_rc(b);
+    tk_barrier_free(b);
+    return rc;
+}
+
+static void sync_allocation_points(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        scenario run;
+    } cases[] = {
+        {"tk_lock_new", sc_lock_new},
+        {"tk_rlock_new", sc_rlock_new},
+        {"tk_cond_new", sc_cond_new},
+        {"tk_cond_new_with_lock", sc_cond_new_with_lock},
+        {"tk_sem_new", sc_sem_new},
+        {"tk_event_new", sc_event_new},
+        {"tk_barrier_new", sc_barrier_new},
+    };
+    for (unsigned f = 0; f <= TK_SHARED; f += TK_SHARED) {
+        sync_flags = f;
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            char name[64];
+            snprintf(name, sizeof name, "%s(%s)", cases[i].name, f ? "TK_SHARED" : "0");
+            fault_sweep(name, cases[i].run);
+        }
+    }
+}
+
 /* ------------------------------------------------------- system faults */
 
 /* Runs fn in a forked child and returns its exit status (0 = passed). The
@@ -549,12 +761,78 @@ static void runtime_fd_exhaustion(void **state)
     assert_int_equal(in_child(child_wait_fds_without_fds), 0);
 }
 
+/* Number of threads in this process (from /proc/self/task). */
+static int count_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* RLIMIT_NPROC counts threads too, but root is exempt from it: a root
+ * child first becomes an unprivileged user (nobody), keeping /proc/self
+ * readable (PR_SET_DUMPABLE). Returns 0 once new threads and processes
+ * are refused. The soft limit can be raised back afterwards. */
+static int refuse_new_tasks(struct rlimit *saved)
+{
+    if (geteuid() == 0 && (setgroups(0, NULL) != 0 || setresgid(65534, 65534, 65534) != 0 ||
+                           setresuid(65534, 65534, 65534) != 0))
+        return -1;
+    prctl(PR_SET_DUMPABLE, 1);
+    if (getrlimit(RLIMIT_NPROC, saved) != 0)
+        return -1;
+    struct rlimit r = *saved;
+    r.rlim_cur = 0;
+    return setrlimit(RLIMIT_NPROC, &r);
+}
+
+/* tk_thread_start with thread creation refused: CPython's "can't start new
+ * thread", TK_EAGAIN, nothing left behind, and the handle is still a clean
+ * unstarted thread that can be freed. */
+static int child_thread_refused(void)
+{
+    tk_thread *t = tk_thread_new(target_ok, tk_args_of("s", long_str), NULL);
+    CHILD_CHECK(t != NULL);
+    struct rlimit saved;
+    CHILD_CHECK(refuse_new_tasks(&saved) == 0);
+    int threads = count_threads(), fds = tt_count_fds();
+    long blocks = atomic_load(&live_blocks);
+    int rc = tk_thread_start(t);
+    CHILD_CHECK(rc == TK_EAGAIN);
+    CHILD_CHECK(strstr(tk_last_error(), "can't start new thread") != NULL);
+    CHILD_CHECK(!tk_thread_is_alive(t));
+    CHILD_CHECK(count_threads() == threads);
+    CHILD_CHECK(tt_count_fds() == fds);
+    CHILD_CHECK(atomic_load(&live_blocks) <= blocks);
+    CHILD_CHECK(setrlimit(RLIMIT_NPROC, &saved) == 0);
+    /* With the limit lifted a new thread starts fine. */
+    tk_thread *u = tk_thread_new(target_ok, NULL, NULL);
+    CHILD_CHECK(u && tk_thread_start(u) == 0 && tk_thread_join(u, TK_FOREVER) == 0);
+    tk_thread_free(u);
+    tk_thread_free(t);
+    return 0;
+}
+
+static void thread_creation_refused(void **state)
+{
+    (void)state;
+    assert_int_equal(in_child(child_thread_refused), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(args_allocation_points),
         cmocka_unit_test(failed_builders_leak_nothing),
         cmocka_unit_test(runtime_fd_exhaustion),
+        cmocka_unit_test(thread_allocation_points),
+        cmocka_unit_test(sync_allocation_points),
+        cmocka_unit_test(thread_creation_refused),
     };
     int rc = cmocka_run_group_tests_name("faults", tests, NULL, NULL);
     printf("faults: %ld allocation failures injected\n", total_faults);
