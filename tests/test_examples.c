@@ -384,7 +384,7 @@ static void ex_3_4_run_order(void **state)
         snprintf(re, sizeof re, "^run %d: ((worker-[1-5] ){4}worker-[1-5])$", run);
         at = expect_from(at, re, m, 2);
         for (int w = 1; w <= 5; w++) { /* each worker exactly once */
-            char name[16];
+            char name[32];
             snprintf(name, sizeof name, "worker-%d", w);
             const char *s = strstr(R.out + m[1].rm_so, name);
             assert_non_null(s);
