@@ -18,12 +18,49 @@
 static _Atomic uint32_t any_seq;
 static atomic_int any_waiters;
 
-static pthread_once_t empty_once = PTHREAD_ONCE_INIT;
-static tk_args *empty_bag; /* the result of tasks that returned no values */
+/* Never modified, shared by every thread (const operations on one bag may
+ * run concurrently): the result of tasks that returned no values, and the
+ * bags lent to tasks called without args or kwargs, so a task costs no
+ * allocation for them. Made on first use; an allocation failure is retried
+ * next time rather than remembered. */
+static _Atomic(tk_args *) empty_args;
+static _Atomic(tk_kwargs *) empty_kwargs;
 
-static void make_empty(void)
+const tk_args *tk__empty_args(void)
 {
-    empty_bag = tk_args_new();
+    tk_args *a = atomic_load_explicit(&empty_args, memory_order_acquire), *none = NULL;
+    if (a || !(a = tk_args_new()))
+        return a;
+    if (!atomic_compare_exchange_strong(&empty_args, &none, a)) {
+        tk_args_free(a);
+        a = none;
+    }
+    return a;
+}
+
+const tk_kwargs *tk__empty_kwargs(void)
+{
+    tk_kwargs *k = atomic_load_explicit(&empty_kwargs, memory_order_acquire), *none = NULL;
+    if (k || !(k = tk_kwargs_new()))
+        return k;
+    if (!atomic_compare_exchange_strong(&empty_kwargs, &none, k)) {
+        tk_kwargs_free(k);
+        k = none;
+    }
+    return k;
+}
+
+/* How many times a waiter checks a future before it sleeps: a task that
+ * ends within a few microseconds then costs the waiter no system call. */
+#define FUTURE_SPIN 1000
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
 }
 
 static void cb_lock(tk_future *f)
@@ -134,6 +171,13 @@ int tk__future_wait(tk_future *f, unsigned flags, const tk__deadline *d)
 {
     if (atomic_load(&f->state) == TK__F_DONE)
         return 0;
+    if (d->kind != TK__DL_POLL && !((flags & TK__WAIT_CANCEL) && tk__stop_pending())) {
+        for (int i = 0; i < FUTURE_SPIN; i++) {
+            if (atomic_load_explicit(&f->state, memory_order_acquire) == TK__F_DONE)
+                return 0;
+            cpu_relax();
+        }
+    }
     int r = 0;
     atomic_fetch_add(&f->waiters, 1);
     for (;;) {
@@ -179,13 +223,11 @@ static int run_one(tk_task fn, const tk_args *args, const tk_kwargs *kwargs,
         *err = tk__task_error_text(TK_ENOMEM);
         return TK_ENOMEM;
     }
-    /* Bags a task receives are never NULL: lend empty ones. */
-    tk_kwargs *kw_empty = NULL;
+    /* Bags a task receives are never NULL: lend the shared empty ones. */
     if (!kwargs)
-        kwargs = kw_empty = tk_kwargs_new();
-    tk_args *a_empty = NULL;
+        kwargs = tk__empty_kwargs();
     if (!args)
-        args = a_empty = tk_args_new();
+        args = tk__empty_args();
     int st;
     if (!args || !kwargs) {
         st = TK_ENOMEM;
@@ -195,8 +237,6 @@ static int run_one(tk_task fn, const tk_args *args, const tk_kwargs *kwargs,
         tk__tls()->err_msg[0] = '\0';
         st = fn(args, kwargs, *scratch);
     }
-    tk_kwargs_free(kw_empty);
-    tk_args_free(a_empty);
     if (st != 0) {
         *err = tk__task_error_text(st);
         tk_args_free(*scratch);
@@ -273,12 +313,8 @@ TK_API int tk_future_result(tk_future *f, double timeout, const tk_args **result
     if (f->status != 0)
         return tk__error(TK_ETASK, "%s", tk_future_error(f));
     const tk_args *res = f->result;
-    if (!res) {
-        pthread_once(&empty_once, make_empty);
-        if (!empty_bag)
-            return tk__error(TK_ENOMEM, "out of memory");
-        res = empty_bag;
-    }
+    if (!res && !(res = tk__empty_args()))
+        return tk__error(TK_ENOMEM, "out of memory");
     if (result)
         *result = res;
     return 0;

@@ -2,11 +2,15 @@
  * pool.c - tk_pool: the registry of live pools (end-of-program procedure,
  * fork), submission, shutdown, map, and the thread pool's workers.
  *
- * A thread pool is a FIFO of futures under one mutex and N worker threads.
- * Idle workers sleep on a futex sequence word; a submit wakes one only when
- * some are idle, so a busy pool makes no system call per task. A worker
- * takes the lock once per task: to mark the previous task over and pop the
- * next.
+ * A thread pool is a FIFO of futures under one (adaptive) mutex and N
+ * worker threads. The hot path makes no system call while the workers are
+ * busy: a worker that runs out of work first spins for a few microseconds
+ * watching `queued_hint`, and only then parks (pushes itself on the parked
+ * stack and sleeps on its own futex word). A submitter wakes a worker only
+ * when it finds one parked, and takes it off the stack under the lock, so
+ * a burst of submits wakes each sleeper once rather than once per task.
+ * A worker takes the lock once per task: to mark the previous task over and
+ * pop the next.
  *
  * Per-task stops: each worker points its thread's stop state
  * (tk__tls()->stop) at a struct tk__stop of its own. tk_future_interrupt
@@ -85,8 +89,50 @@ tk_future *tk__pool_pop(tk_pool *p)
             p->tail = NULL;
         f->next = NULL;
         p->queued--;
+        atomic_store_explicit(&p->queued_hint, p->queued, memory_order_relaxed);
     }
     return f;
+}
+
+/* How long an idle worker (or a future's waiter) watches for work before
+ * it sleeps: long enough to cover the gap between two submits of a busy
+ * producer, short enough not to matter when the pool is really idle. */
+#define POOL_SPIN 2000
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* Pool lock held: wakes one parked worker, if any. The futex call happens
+ * after the unlock (the caller passes *towake to wake_parked). */
+static struct tk__tworker *unpark_one(tk_pool *p)
+{
+    struct tk__tworker *w = p->parked;
+    if (w) {
+        p->parked = w->next_parked;
+        w->parked = false;
+        atomic_fetch_add(&w->wake_seq, 1);
+    }
+    return w;
+}
+
+static void wake_parked(struct tk__tworker *w)
+{
+    if (w)
+        tk__futex_wake(&w->wake_seq, 1, 0);
+}
+
+/* Pool lock held: wakes every parked worker (shutdown). */
+static void unpark_all(tk_pool *p)
+{
+    struct tk__tworker *w;
+    while ((w = unpark_one(p)) != NULL)
+        wake_parked(w); /* rare (shutdown): waking under the lock is fine */
 }
 
 static void pool_unref(tk_pool *p)
@@ -135,6 +181,46 @@ static void reset_task_stop(struct tk__tworker *w)
     }
 }
 
+/* Spins briefly (without the lock) until work or shutdown shows up. */
+static bool spin_for_work(tk_pool *p)
+{
+    for (int i = 0; i < POOL_SPIN; i++) {
+        if (atomic_load_explicit(&p->queued_hint, memory_order_relaxed) > 0 ||
+            atomic_load_explicit(&p->stopping, memory_order_relaxed))
+            return true;
+        cpu_relax();
+    }
+    return false;
+}
+
+/* Pool lock held, queue empty: spins, then parks until a submitter or
+ * shutdown unparks it. Returns with the lock held. */
+static void wait_for_work(tk_pool *p, struct tk__tworker *w)
+{
+    tk__pool_unlock(p);
+    bool seen = spin_for_work(p);
+    tk__pool_lock(p);
+    if (seen || p->head || p->shutdown)
+        return;
+    uint32_t s = atomic_load(&w->wake_seq);
+    w->parked = true;
+    w->next_parked = p->parked;
+    p->parked = w;
+    tk__pool_unlock(p);
+    tk__deadline forever = {.kind = TK__DL_FOREVER};
+    tk__futex_wait(&w->wake_seq, s, 0, &forever);
+    tk__pool_lock(p);
+    if (w->parked) {
+        /* A spurious wake-up: take ourselves off the stack. */
+        for (struct tk__tworker **pp = &p->parked; *pp; pp = &(*pp)->next_parked)
+            if (*pp == w) {
+                *pp = w->next_parked;
+                break;
+            }
+        w->parked = false;
+    }
+}
+
 static void *thread_worker(void *arg)
 {
     struct tk__tworker *w = arg;
@@ -145,27 +231,25 @@ static void *thread_worker(void *arg)
     tk__tls()->stop = &w->stop;
     tk__current_pool = p;
     run_initializer(p, name);
-    tk__deadline forever = {.kind = TK__DL_FOREVER};
     tk__pool_lock(p);
     for (;;) {
-        while (!p->head && !p->shutdown) {
-            uint32_t s = atomic_load(&p->work_seq);
-            p->idle++;
-            tk__pool_unlock(p);
-            tk__futex_wait(&p->work_seq, s, 0, &forever);
-            tk__pool_lock(p);
-            p->idle--;
-        }
         tk_future *f = tk__pool_pop(p);
-        if (!f)
-            break; /* shut down and drained */
+        if (!f) {
+            if (p->shutdown)
+                break; /* shut down and drained */
+            wait_for_work(p, w);
+            continue;
+        }
         int st = TK__F_PENDING;
         if (!atomic_compare_exchange_strong(&f->state, &st, TK__F_RUNNING)) {
             tk__future_unref(f); /* cancelled while queued */
             continue;
         }
         w->current = f;
+        /* More work than this worker: hand it to a parked one. */
+        struct tk__tworker *other = p->head ? unpark_one(p) : NULL;
         tk__pool_unlock(p);
+        wake_parked(other);
         tk__future_run(f, &w->scratch);
         tk__future_unref(f);
         tk__pool_lock(p);
@@ -197,8 +281,8 @@ static int start_thread_workers(tk_pool *p)
         /* Stop and join the ones that started. */
         tk__pool_lock(p);
         p->shutdown = true;
-        atomic_fetch_add(&p->work_seq, 1);
-        tk__futex_wake(&p->work_seq, INT_MAX, 0);
+        atomic_store(&p->stopping, true);
+        unpark_all(p);
         tk__pool_unlock(p);
         for (int j = 0; j < i; j++)
             pthread_join(p->tw[j].th, NULL);
@@ -222,7 +306,15 @@ static tk_pool *pool_alloc(tk_pool_kind kind, int workers, tk_target init, tk_ar
     p->init = init;
     p->initargs = initargs;
     atomic_init(&p->refs, 1);
-    pthread_mutex_init(&p->lock, NULL);
+    /* Adaptive: the lock is held for a few instructions at a time, so a
+     * contender spins a little rather than sleeping in the kernel. */
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+#endif
+    pthread_mutex_init(&p->lock, &ma);
+    pthread_mutexattr_destroy(&ma);
     pthread_mutex_init(&p->join_lock, NULL);
     if (kind == TK_POOL_THREADS) {
         p->id = atomic_fetch_add(&thread_pool_ids, 1) + 1;
@@ -312,13 +404,14 @@ static int enqueue(tk_pool *p, tk_future *f)
         p->head = f;
     p->tail = f;
     p->queued++;
-    if (p->kind == TK_POOL_PROCESSES) {
+    atomic_store_explicit(&p->queued_hint, p->queued, memory_order_relaxed);
+    struct tk__tworker *w = NULL;
+    if (p->kind == TK_POOL_PROCESSES)
         tk__pp_notify(p);
-    } else if (p->idle > 0) {
-        atomic_fetch_add(&p->work_seq, 1);
-        tk__futex_wake(&p->work_seq, 1, 0);
-    }
+    else
+        w = unpark_one(p);
     tk__pool_unlock(p);
+    wake_parked(w);
     return 0;
 }
 
@@ -487,17 +580,17 @@ TK_API int tk_pool_shutdown(tk_pool *p, bool wait, bool cancel_futures)
     tk_future *cancelled = NULL;
     tk__pool_lock(p);
     p->shutdown = true;
+    atomic_store(&p->stopping, true);
     if (cancel_futures) {
         cancelled = p->head;
         p->head = p->tail = NULL;
         p->queued = 0;
+        atomic_store(&p->queued_hint, 0);
     }
-    if (p->kind == TK_POOL_PROCESSES) {
+    if (p->kind == TK_POOL_PROCESSES)
         tk__pp_notify(p);
-    } else {
-        atomic_fetch_add(&p->work_seq, 1);
-        tk__futex_wake(&p->work_seq, INT_MAX, 0);
-    }
+    else
+        unpark_all(p);
     tk__pool_unlock(p);
     while (cancelled) {
         tk_future *n = cancelled->next;

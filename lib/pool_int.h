@@ -62,6 +62,10 @@ int tk__future_wait(tk_future *f, unsigned flags, const tk__deadline *d);
 /* Frees the task's inputs once run (or never to be run). */
 void tk__future_drop_inputs(tk_future *f);
 
+/* Shared, never-modified empty bags (NULL only when out of memory). */
+const tk_args *tk__empty_args(void);
+const tk_kwargs *tk__empty_kwargs(void);
+
 /* Runs a future's task (or chunk) in this process and finishes it. */
 void tk__future_run(tk_future *f, tk_args **scratch);
 /* A task's error text after it failed: a copy of tk_last_error() or of a
@@ -77,6 +81,13 @@ struct tk__tworker {
     struct tk__stop stop;  /* per-task stop: reset after every task */
     tk_future *current;    /* guarded by pool->lock */
     tk_args *scratch;      /* an empty result bag kept between tasks */
+    /* Parking: an idle worker sleeps on its own word; a submitter that
+     * finds it parked unparks it (pool lock held) and then wakes it, so
+     * each wake-up system call goes to a worker that really sleeps, and at
+     * most once. */
+    _Atomic uint32_t wake_seq;
+    bool parked;                      /* guarded by pool->lock */
+    struct tk__tworker *next_parked;  /* guarded by pool->lock */
 };
 
 struct tk__pp; /* process pool state (procpool.c) */
@@ -91,8 +102,11 @@ struct tk_pool {
     pthread_mutex_t join_lock;
     tk_future *head, *tail; /* submitted, not started */
     size_t queued;
-    _Atomic uint32_t work_seq;
-    unsigned idle;
+    /* Mirrors of `queued` and `shutdown`, written under the lock, read
+     * without it by workers spinning before they park. */
+    atomic_size_t queued_hint;
+    atomic_bool stopping;
+    struct tk__tworker *parked; /* thread pools: parked workers (a stack) */
     bool shutdown;          /* refuse new work; workers leave when drained */
     bool joined;
     tk_target init;
