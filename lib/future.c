@@ -97,7 +97,7 @@ void tk__future_drop_inputs(tk_future *f)
     tk_kwargs_free(f->kwargs);
     f->args = NULL;
     f->kwargs = NULL;
-    for (size_t i = 0; i < f->nitems; i++) {
+    for (size_t i = 0; f->items && i < f->nitems; i++) {
         tk_args_free(f->items[i]);
         f->items[i] = NULL;
     }
@@ -150,6 +150,11 @@ static void publish_done(tk_future *f)
 
 void tk__future_finish(tk_future *f, int status, tk_args *result, char *error)
 {
+    /* A map chunk points into the caller's arrays, which the caller reuses
+     * as soon as map returns: a done chunk must never touch them again
+     * (its last reference may be dropped after that). */
+    f->items = NULL;
+    f->results = NULL;
     f->status = status;
     f->result = result;
     f->error = error;
@@ -163,6 +168,10 @@ bool tk__future_cancel_pending(tk_future *f)
         return false;
     f->status = TK_ECANCELED;
     f->cancelled = true;
+    /* As in tk__future_finish: let go of a map chunk's caller arrays now. */
+    tk__future_drop_inputs(f);
+    f->items = NULL;
+    f->results = NULL;
     publish_done(f);
     return true;
 }

@@ -536,8 +536,12 @@ TK_API int tk_pool_map_ex(tk_pool *p, tk_task fn, tk_args **items, size_t n,
     size_t k = submit_chunks(p, fn, items, n, results, cs, fs, &err);
     tk__deadline forever = {.kind = TK__DL_FOREVER};
     int r = err;
+    /* Chunks finish roughly in order: sleeping once on the last one, rather
+     * than on each in turn, spares a wake-up per chunk. Not cancellable:
+     * the chunks write into the caller's array. */
+    if (k > 0)
+        tk__future_wait(fs[k - 1], 0, &forever);
     for (size_t i = 0; i < k; i++) {
-        /* Not cancellable: the chunks write into the caller's array. */
         tk__future_wait(fs[i], 0, &forever);
         if (r == 0 && fs[i]->status != 0)
             r = map_failure(fs[i], i * cs);

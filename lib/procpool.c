@@ -10,7 +10,7 @@
  * reach them) and queue it; the thread is woken through an eventfd only
  * when it sleeps.
  *
- * Each worker has at most PP_INFLIGHT tasks sent and unanswered, which
+ * Each worker has at most PP_WINDOW tasks sent and unanswered, which
  * bounds the encodings held per worker and lets several tasks travel in one
  * write. A worker answers in order, one result per task, written as soon as
  * the task ends: so when it dies, the oldest unanswered task is the one it
@@ -38,9 +38,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "args_int.h"
 #include "pool_int.h"
 
-#define PP_INFLIGHT 4
+/* Tasks sent to one worker and not yet answered: map chunks up to
+ * PP_WINDOW (internal futures nobody cancels one by one: a deep window keeps
+ * the worker busy while the pool thread is away, and lets many tasks travel
+ * in one write); submitted futures only up to PP_SUBMIT_AHEAD, since a sent
+ * task can no longer be cancelled. */
+#define PP_WINDOW 64
+#define PP_SUBMIT_AHEAD 4
+/* ... and beyond PP_SUBMIT_AHEAD map chunks, only as long as they hold at
+ * most this many items: big chunks stay in the shared queue for whichever
+ * worker is free first, small ones travel many at a time. */
+#define PP_WINDOW_ITEMS 64
 #define PP_MAX_FRAME ((size_t)1 << 30)
 
 struct pw {
@@ -48,8 +59,9 @@ struct pw {
     int fd;     /* our end of its socketpair, non-blocking */
     int pidfd;  /* -1 where pidfd_open is unavailable */
     bool killed;
-    tk_future *inq[PP_INFLIGHT]; /* sent, unanswered, oldest first */
+    tk_future *inq[PP_WINDOW]; /* sent, unanswered, oldest first */
     unsigned ihead, n;
+    size_t items;                /* map items (1 per submitted task) in inq */
     unsigned char *out;          /* bytes not yet written to it */
     size_t out_off, out_len, out_cap;
     unsigned char *in;           /* bytes read, not yet a whole frame */
@@ -87,10 +99,11 @@ struct buf {
     bool oom;
 };
 
-static void buf_put(struct buf *b, const void *src, size_t n)
+/* Makes room for n more bytes; NULL (and oom) on failure. */
+static unsigned char *buf_room(struct buf *b, size_t n)
 {
     if (b->oom)
-        return;
+        return NULL;
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->len + n)
@@ -98,13 +111,21 @@ static void buf_put(struct buf *b, const void *src, size_t n)
         unsigned char *q = realloc(b->p, cap);
         if (!q) {
             b->oom = true;
-            return;
+            return NULL;
         }
         b->p = q;
         b->cap = cap;
     }
-    memcpy(b->p + b->len, src, n);
-    b->len += n;
+    return b->p + b->len;
+}
+
+static void buf_put(struct buf *b, const void *src, size_t n)
+{
+    unsigned char *d = buf_room(b, n);
+    if (d) {
+        memcpy(d, src, n);
+        b->len += n;
+    }
 }
 
 static void buf_u32(struct buf *b, uint32_t v)
@@ -114,17 +135,20 @@ static void buf_u32(struct buf *b, uint32_t v)
     buf_put(b, x, 4);
 }
 
-/* Appends one item: a length and the encoding of args + kwargs. */
+/* Appends one item: a length and the encoding of args + kwargs, encoded
+ * straight into the buffer (no intermediate allocation). */
 static int buf_encoding(struct buf *b, const tk_args *a, const tk_kwargs *kw)
 {
-    void *enc = NULL;
     size_t len = 0;
-    int r = tk_args_encode(a, kw, &enc, &len);
+    int r = tk__args_encoded_len(a, kw, &len);
     if (r < 0)
         return r;
+    if (len > PP_MAX_FRAME)
+        return tk__error(TK_EOVERFLOW, "task too large for a process pool: %zu bytes", len);
     buf_u32(b, (uint32_t)len);
-    buf_put(b, enc, len);
-    free(enc);
+    unsigned char *d = buf_room(b, len);
+    if (d)
+        b->len += tk__args_encode_to(a, kw, d);
     return 0;
 }
 
@@ -174,31 +198,33 @@ static bool write_all(int fd, const void *p, size_t n)
     return true;
 }
 
-/* Runs one item in the worker and appends its status and payload. */
-static void worker_item(tk_task fn, const unsigned char *enc, size_t len, struct buf *out)
+/* Runs one item in the worker and appends its status and payload. Items
+ * of a chunk never carry kwargs, so they decode without a kwargs bag. */
+static void worker_item(tk_task fn, const unsigned char *enc, size_t len, bool with_kwargs,
+                        struct buf *out)
 {
     tk_args *a = NULL, *res = NULL;
     tk_kwargs *kw = NULL;
-    void *renc = NULL;
     size_t rlen = 0;
-    int st = tk_args_decode(enc, len, &a, &kw);
-    if (st == 0 && !kw)
-        kw = tk_kwargs_new();
-    if (st == 0 && (!(res = tk_args_new()) || !kw))
+    int st = tk_args_decode(enc, len, &a, with_kwargs ? &kw : NULL);
+    const tk_kwargs *kwv = kw ? kw : tk__empty_kwargs();
+    if (st == 0 && (!(res = tk_args_new()) || !kwv))
         st = TK_ENOMEM;
     if (st == 0) {
         tk__tls()->err_code = 0;
         tk__tls()->err_msg[0] = '\0';
-        st = fn(a, kw, res);
+        st = fn(a, kwv, res);
         if (st == 0)
-            st = tk_args_encode(res, NULL, &renc, &rlen);
+            st = tk__args_encoded_len(res, NULL, &rlen);
     }
     unsigned char sx[4];
     le32(sx, (uint32_t)st);
     buf_put(out, sx, 4);
     if (st == 0) {
         buf_u32(out, (uint32_t)rlen);
-        buf_put(out, renc, rlen);
+        unsigned char *d = buf_room(out, rlen);
+        if (d)
+            out->len += tk__args_encode_to(res, NULL, d);
     } else {
         char *text = tk__task_error_text(st);
         const char *t = text ? text : "out of memory";
@@ -206,7 +232,6 @@ static void worker_item(tk_task fn, const unsigned char *enc, size_t len, struct
         buf_put(out, t, strlen(t));
         free(text);
     }
-    free(renc);
     tk_args_free(a);
     tk_args_free(res);
     tk_kwargs_free(kw);
@@ -230,7 +255,7 @@ static bool worker_task(int fd, const unsigned char *p, size_t len)
         if (off + 4 > len || rd32(p + off) > len - off - 4)
             return false;
         uint32_t l = rd32(p + off);
-        worker_item(fn, p + off + 4, l, &out);
+        worker_item(fn, p + off + 4, l, nitems == 0, &out);
         off += 4 + l;
     }
     if (out.oom)
@@ -327,6 +352,7 @@ static int spawn(tk_pool *p, int idx)
     w->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     w->killed = false;
     w->ihead = w->n = 0;
+    w->items = 0;
     w->out_off = w->out_len = 0;
     w->in_len = 0;
     return 0;
@@ -339,15 +365,27 @@ static tk_future *inq_head(struct pw *w)
 
 static void inq_push(struct pw *w, tk_future *f)
 {
-    w->inq[(w->ihead + w->n++) % PP_INFLIGHT] = f;
+    w->inq[(w->ihead + w->n++) % PP_WINDOW] = f;
+    w->items += f->nitems ? f->nitems : 1;
 }
 
 static tk_future *inq_pop(struct pw *w)
 {
     tk_future *f = w->inq[w->ihead];
-    w->ihead = (w->ihead + 1) % PP_INFLIGHT;
+    w->ihead = (w->ihead + 1) % PP_WINDOW;
     w->n--;
+    w->items -= f->nitems ? f->nitems : 1;
     return f;
+}
+
+/* May f be sent to w now? */
+static bool has_room(const struct pw *w, const tk_future *f)
+{
+    if (w->n >= PP_WINDOW)
+        return false;
+    if (f->nitems == 0)
+        return w->n < PP_SUBMIT_AHEAD;
+    return w->n < PP_SUBMIT_AHEAD || w->items + f->nitems <= PP_WINDOW_ITEMS;
 }
 
 static bool out_append(struct pw *w, const void *src, size_t n)
@@ -410,12 +448,10 @@ static bool parse_item(const unsigned char *p, size_t len, size_t *off, int *st,
         *err = text_copy(d, l);
         return true;
     }
-    tk_kwargs *kw = NULL;
-    if (tk_args_decode(d, l, res, &kw) < 0) {
+    if (tk_args_decode(d, l, res, NULL) < 0) {
         *st = TK_EDECODE;
         *err = text_copy((const unsigned char *)tk_last_error(), strlen(tk_last_error()));
     }
-    tk_kwargs_free(kw);
     return true;
 }
 
@@ -546,7 +582,7 @@ static void handle_death(tk_pool *p, int idx)
     else
         snprintf(why, sizeof why, "A process in the process pool was terminated abruptly "
                  "(exit code %d) while the future was running", WEXITSTATUS(status));
-    tk_future *again[PP_INFLIGHT], *failed = NULL;
+    tk_future *again[PP_WINDOW], *failed = NULL;
     unsigned na = 0;
     tk__pool_lock(p);
     bool killed = w->killed;
@@ -571,22 +607,26 @@ static void handle_death(tk_pool *p, int idx)
 
 /* ----------------------------------------------------- parent: dispatch */
 
-/* Takes the next task to send (pool lock held), or NULL. */
-static tk_future *next_task(tk_pool *p)
+/* Takes the next task to send (pool lock held), or NULL; with w, NULL also
+ * when the next task does not fit w's window. */
+static tk_future *take_task(tk_pool *p, const struct pw *w)
 {
     struct tk__pp *pp = p->pp;
     for (;;) {
         tk_future *f = pp->redo;
         if (f) {
+            if (w && !has_room(w, f))
+                return NULL;
             pp->redo = f->next;
             if (!pp->redo)
                 pp->redo_tail = NULL;
             f->next = NULL;
             return f;
         }
-        f = tk__pool_pop(p);
-        if (!f)
+        f = p->head;
+        if (!f || (w && !has_room(w, f)))
             return NULL;
+        tk__pool_pop(p);
         int st = TK__F_PENDING;
         if (atomic_compare_exchange_strong(&f->state, &st, TK__F_RUNNING))
             return f;
@@ -594,30 +634,44 @@ static tk_future *next_task(tk_pool *p)
     }
 }
 
-/* Hands queued tasks to workers with room (pool lock held). Interrupted
- * tasks that were never sent are collected in *dropped. */
+static tk_future *next_task(tk_pool *p)
+{
+    return take_task(p, NULL);
+}
+
+/* Gives w one more task if it has room (pool lock held); false when it
+ * took none. Interrupted tasks never sent are collected in *dropped. */
+static bool assign_one(tk_pool *p, struct pw *w, tk_future **dropped)
+{
+    if (w->pid <= 0 || w->killed)
+        return false;
+    tk_future *f;
+    while ((f = take_task(p, w)) != NULL && f->interrupted) {
+        f->next = *dropped;
+        *dropped = f;
+    }
+    if (!f)
+        return false;
+    if (!out_append(w, f->enc, f->enc_len)) {
+        f->next = p->pp->redo; /* retry later */
+        p->pp->redo = f;
+        if (!p->pp->redo_tail)
+            p->pp->redo_tail = f;
+        return false;
+    }
+    inq_push(w, f);
+    return true;
+}
+
+/* Deals queued tasks round-robin to the workers with room (pool lock
+ * held), so equal work spreads evenly. */
 static void assign(tk_pool *p, tk_future **dropped)
 {
-    for (int i = 0; i < p->nworkers; i++) {
-        struct pw *w = &p->pp->w[i];
-        while (w->pid > 0 && !w->killed && w->n < PP_INFLIGHT) {
-            tk_future *f = next_task(p);
-            if (!f)
-                return;
-            if (f->interrupted) {
-                f->next = *dropped;
-                *dropped = f;
-                continue;
-            }
-            if (!out_append(w, f->enc, f->enc_len)) {
-                f->next = p->pp->redo; /* retry later */
-                p->pp->redo = f;
-                if (!p->pp->redo_tail)
-                    p->pp->redo_tail = f;
-                return;
-            }
-            inq_push(w, f);
-        }
+    bool progress = true;
+    while (progress) {
+        progress = false;
+        for (int i = 0; i < p->nworkers; i++)
+            progress |= assign_one(p, &p->pp->w[i], dropped);
     }
 }
 

@@ -189,6 +189,33 @@ static void map_in_order(void **state)
     }
 }
 
+/* The caller may refill its items/results arrays the moment map returns:
+ * no chunk of the previous call may touch them afterwards (a chunk's last
+ * reference used to free "its" items in the refilled array). */
+static void map_arrays_reused_at_once(void **state)
+{
+    (void)state;
+    enum { N = 400 };
+    static tk_args *items[N], *res[N];
+    for (int k = 0; k < 2; k++) {
+        tk_pool *p = tk_pool_new(kinds[k], 2);
+        for (int round = 0; round < 12; round++) {
+            size_t cs = round % 2 ? 1 : 50;
+            for (int i = 0; i < N; i++)
+                items[i] = tk_args_of("i", i + round);
+            assert_int_equal(tk_pool_map_ex(p, square, items, N, res, cs), 0);
+            for (int i = 0; i < N; i++) {
+                int64_t v = -1;
+                assert_non_null(res[i]);
+                assert_int_equal(tk_args_get_int(res[i], 0, &v), 0);
+                assert_int_equal(v, (int64_t)(i + round) * (i + round));
+                tk_args_free(res[i]);
+            }
+        }
+        tk_pool_free(p);
+    }
+}
+
 static void map_reports_first_failure_after_all(void **state)
 {
     (void)state;
@@ -544,6 +571,7 @@ int main(void)
         cmocka_unit_test(failure_carries_status_and_text),
         cmocka_unit_test(misuse),
         cmocka_unit_test(map_in_order),
+        cmocka_unit_test(map_arrays_reused_at_once),
         cmocka_unit_test(map_reports_first_failure_after_all),
         cmocka_unit_test(shutdown_refuses_and_cancels),
         cmocka_unit_test(shutdown_lets_work_finish),
