@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "pool_int.h"
+#include "spin_int.h"
 
 static _Atomic uint32_t any_seq;
 static atomic_int any_waiters;
@@ -50,17 +51,14 @@ const tk_kwargs *tk__empty_kwargs(void)
     return k;
 }
 
-/* How many times a waiter checks a future before it sleeps: a task that
- * ends within a few microseconds then costs the waiter no system call. */
-#define FUTURE_SPIN 1000
+/* Waiters spin briefly (spin_int.h) before they sleep: a task that ends
+ * within microseconds then costs the waiter no system call. One budget for
+ * all futures: they come from a few pools, with similar task lengths. */
+static atomic_int wait_spin;
 
-static inline void cpu_relax(void)
+static bool future_done(void *f)
 {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
+    return atomic_load_explicit(&((tk_future *)f)->state, memory_order_acquire) == TK__F_DONE;
 }
 
 static void cb_lock(tk_future *f)
@@ -180,13 +178,9 @@ int tk__future_wait(tk_future *f, unsigned flags, const tk__deadline *d)
 {
     if (atomic_load(&f->state) == TK__F_DONE)
         return 0;
-    if (d->kind != TK__DL_POLL && !((flags & TK__WAIT_CANCEL) && tk__stop_pending())) {
-        for (int i = 0; i < FUTURE_SPIN; i++) {
-            if (atomic_load_explicit(&f->state, memory_order_acquire) == TK__F_DONE)
-                return 0;
-            cpu_relax();
-        }
-    }
+    if (d->kind != TK__DL_POLL && !((flags & TK__WAIT_CANCEL) && tk__stop_pending()) &&
+        tk__spin(&wait_spin, future_done, f))
+        return 0;
     int r = 0;
     atomic_fetch_add(&f->waiters, 1);
     for (;;) {

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "pool_int.h"
+#include "spin_int.h"
 
 #define POOL_MAX_WORKERS 1024
 
@@ -92,20 +93,6 @@ tk_future *tk__pool_pop(tk_pool *p)
         atomic_store_explicit(&p->queued_hint, p->queued, memory_order_relaxed);
     }
     return f;
-}
-
-/* How long an idle worker (or a future's waiter) watches for work before
- * it sleeps: long enough to cover the gap between two submits of a busy
- * producer, short enough not to matter when the pool is really idle. */
-#define POOL_SPIN 2000
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
 }
 
 /* Pool lock held: wakes one parked worker, if any. The futex call happens
@@ -181,16 +168,17 @@ static void reset_task_stop(struct tk__tworker *w)
     }
 }
 
-/* Spins briefly (without the lock) until work or shutdown shows up. */
-static bool spin_for_work(tk_pool *p)
+static bool work_seen(void *arg)
 {
-    for (int i = 0; i < POOL_SPIN; i++) {
-        if (atomic_load_explicit(&p->queued_hint, memory_order_relaxed) > 0 ||
-            atomic_load_explicit(&p->stopping, memory_order_relaxed))
-            return true;
-        cpu_relax();
-    }
-    return false;
+    tk_pool *p = arg;
+    return atomic_load_explicit(&p->queued_hint, memory_order_relaxed) > 0 ||
+           atomic_load_explicit(&p->stopping, memory_order_relaxed);
+}
+
+/* Spins briefly (without the lock) until work or shutdown shows up. */
+static bool spin_for_work(tk_pool *p, struct tk__tworker *w)
+{
+    return tk__spin(&w->spin, work_seen, p);
 }
 
 /* Pool lock held, queue empty: spins, then parks until a submitter or
@@ -198,7 +186,7 @@ static bool spin_for_work(tk_pool *p)
 static void wait_for_work(tk_pool *p, struct tk__tworker *w)
 {
     tk__pool_unlock(p);
-    bool seen = spin_for_work(p);
+    bool seen = spin_for_work(p, w);
     tk__pool_lock(p);
     if (seen || p->head || p->shutdown)
         return;

@@ -86,6 +86,7 @@ struct tk__tworker {
      * each wake-up system call goes to a worker that really sleeps, and at
      * most once. */
     _Atomic uint32_t wake_seq;
+    atomic_int spin;                  /* spin budget before parking (spin_int.h) */
     bool parked;                      /* guarded by pool->lock */
     struct tk__tworker *next_parked;  /* guarded by pool->lock */
 };
