@@ -27,6 +27,7 @@
 
 #include "pool_int.h"
 #include "spin_int.h"
+#include "taskkit/process.h"
 
 #define POOL_MAX_WORKERS 1024
 
@@ -340,6 +341,12 @@ TK_API tk_pool *tk_pool_new_ex(tk_pool_kind kind, int workers, tk_target initial
     }
     if (workers == 0)
         workers = cpu_count();
+    if (kind == TK_POOL_PROCESSES && tk_process_daemon(tk_current_process())) {
+        /* multiprocessing's rule: a daemonic process is killed when its
+         * parent ends and could not clean up children of its own. */
+        tk_args_free(initargs);
+        return tk__error_null(TK_ESTATE, "daemonic processes are not allowed to have children");
+    }
     if (tk__runtime_starting() < 0) {
         tk_args_free(initargs);
         return NULL;

@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "args_int.h"
+#include "taskkit/process.h"
 #include "pool_int.h"
 
 /* Tasks sent to one worker and not yet answered: map chunks up to
@@ -270,7 +271,8 @@ static _Noreturn void worker_main(tk_pool *p, int idx, int fd, pid_t parent)
 {
     char name[32];
     snprintf(name, sizeof name, "ProcessPool-%d_%d", p->id, idx);
-    prctl(PR_SET_NAME, name);
+    prctl(PR_SET_NAME, name); /* the OS keeps 15 bytes ... */
+    tk_process_set_name(tk_current_process(), name); /* ... libtaskkit all */
     /* Die with the pool's result thread (the forking thread). */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)

@@ -483,6 +483,77 @@ static void initializer_runs_in_each_worker(void **state)
     tk_pool_free(p);
 }
 
+static int my_full_name(const tk_args *a, const tk_kwargs *kw, tk_args *res)
+{
+    (void)a;
+    (void)kw;
+    char os[32] = {0};
+    prctl(PR_GET_NAME, os);
+    if (tk_args_add_str(res, os) < 0)
+        return -1;
+    return tk_args_add_str(res, tk_process_name(tk_current_process()));
+}
+
+/* The OS keeps 15 bytes of "ProcessPool-12_0"; libtaskkit keeps it all. */
+static void process_worker_keeps_full_name(void **state)
+{
+    (void)state;
+    bool long_seen = false;
+    for (int i = 0; i < 12 && !long_seen; i++) {
+        tk_pool *p = tk_pool_new(TK_POOL_PROCESSES, 1);
+        assert_non_null(p);
+        tk_future *f = tk_pool_submit(p, my_full_name, NULL, NULL);
+        const tk_args *r;
+        assert_int_equal(tk_future_result(f, 30.0, &r), 0);
+        const char *os, *full;
+        assert_int_equal(tk_args_get_str(r, 0, &os), 0);
+        assert_int_equal(tk_args_get_str(r, 1, &full), 0);
+        int id = -1, idx = -1, end = 0;
+        assert_int_equal(sscanf(full, "ProcessPool-%d_%d%n", &id, &idx, &end), 2);
+        assert_int_equal((size_t)end, strlen(full));
+        assert_int_equal(idx, 0);
+        assert_int_equal(strncmp(os, full, 15), 0);
+        assert_true(strlen(os) <= 15);
+        long_seen = strlen(full) > 15;
+        tk_future_free(f);
+        tk_pool_free(p);
+    }
+    assert_true(long_seen);
+}
+
+static int pool_in_daemon(const tk_args *a, const tk_kwargs *kw)
+{
+    (void)a;
+    (void)kw;
+    tk_pool *p = tk_pool_new_ex(TK_POOL_PROCESSES, 1, NULL, tk_args_of("i", 1));
+    if (p || tk_last_error_code() != TK_ESTATE ||
+        strcmp(tk_last_error(), "daemonic processes are not allowed to have children") != 0)
+        return 1;
+    /* Threads are fine. */
+    p = tk_pool_new(TK_POOL_THREADS, 1);
+    if (!p)
+        return 2;
+    tk_future *f = tk_pool_submit(p, square, tk_args_of("i", 3), NULL);
+    const tk_args *r;
+    int64_t v = 0;
+    int rc = tk_future_result(f, 30.0, &r) == 0 && tk_args_get_int(r, 0, &v) == 0 && v == 9 ? 0 : 3;
+    tk_future_free(f);
+    tk_pool_free(p);
+    return rc;
+}
+
+static void daemonic_process_cannot_create_process_pool(void **state)
+{
+    (void)state;
+    tk_process *c = tk_process_new(pool_in_daemon, NULL, NULL);
+    assert_non_null(c);
+    assert_int_equal(tk_process_set_daemon(c, true), 0);
+    assert_int_equal(tk_process_start(c), 0);
+    assert_int_equal(tk_process_join(c, 60.0), 0);
+    assert_int_equal(tk_process_exitcode(c), 0);
+    tk_process_free(c);
+}
+
 static void workers_are_named(void **state)
 {
     (void)state;
@@ -584,6 +655,8 @@ int main(void)
         cmocka_unit_test(wait_any_and_timeouts),
         cmocka_unit_test(initializer_runs_in_each_worker),
         cmocka_unit_test(workers_are_named),
+        cmocka_unit_test(process_worker_keeps_full_name),
+        cmocka_unit_test(daemonic_process_cannot_create_process_pool),
         cmocka_unit_test(waiting_shutdown_from_own_task_is_edeadlk),
         cmocka_unit_test(end_of_program_finishes_work),
     };
