@@ -43,9 +43,11 @@ static void pools_parent(void) { pthread_mutex_unlock(&pools_lock); }
 static void pools_child(void)
 {
     /* The child has no pools: the inherited ones are foreign (their owner
-     * pid differs) and refuse work. */
-    pthread_mutex_init(&pools_lock, NULL);
+     * pid differs) and refuse work. The forking thread took the lock in
+     * prepare and is the child's only thread: it releases it (rather than
+     * re-initialising it, which ThreadSanitizer sees as a lock still held). */
     live_pools = NULL;
+    pthread_mutex_unlock(&pools_lock);
 }
 
 static struct tk__module pool_module = {
