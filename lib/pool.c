@@ -5,10 +5,12 @@
  * A thread pool is a FIFO of futures under one (adaptive) mutex and N
  * worker threads. The hot path makes no system call while the workers are
  * busy: a worker that runs out of work first spins for a few microseconds
- * watching `queued_hint`, and only then parks (pushes itself on the parked
- * stack and sleeps on its own futex word). A submitter wakes a worker only
- * when it finds one parked, and takes it off the stack under the lock, so
- * a burst of submits wakes each sleeper once rather than once per task.
+ * watching `queued_hint` (one worker at a time), and only then parks
+ * (pushes itself on the parked stack and sleeps on its own futex word). A
+ * submitter wakes a worker only when none spins and one is parked, and
+ * takes it off the stack under the lock, so a burst of submits wakes each
+ * sleeper once rather than once per task; a worker that takes a task while
+ * more wait wakes the next sleeper, so a backlog still gets every worker.
  * A worker takes the lock once per task: to mark the previous task over and
  * pop the next.
  *
@@ -178,10 +180,17 @@ static bool work_seen(void *arg)
            atomic_load_explicit(&p->stopping, memory_order_relaxed);
 }
 
-/* Spins briefly (without the lock) until work or shutdown shows up. */
+/* Spins briefly (without the lock) until work or shutdown shows up. Only
+ * one worker spins at a time: more would take the CPUs the submitters
+ * need, and one is enough to pick up the next task without a wake-up. */
 static bool spin_for_work(tk_pool *p, struct tk__tworker *w)
 {
-    return tk__spin(&w->spin, work_seen, p);
+    int none = 0;
+    if (!atomic_compare_exchange_strong(&p->spinning, &none, 1))
+        return false;
+    bool seen = tk__spin(&w->spin, work_seen, p);
+    atomic_store(&p->spinning, 0);
+    return seen;
 }
 
 /* Pool lock held, queue empty: spins, then parks until a submitter or
@@ -405,8 +414,8 @@ static int enqueue(tk_pool *p, tk_future *f)
     struct tk__tworker *w = NULL;
     if (p->kind == TK_POOL_PROCESSES)
         tk__pp_notify(p);
-    else
-        w = unpark_one(p);
+    else if (atomic_load(&p->spinning) == 0)
+        w = unpark_one(p); /* a spinning worker takes it without a wake-up */
     tk__pool_unlock(p);
     wake_parked(w);
     return 0;
@@ -439,7 +448,7 @@ TK_API tk_future *tk_pool_submit(tk_pool *p, tk_task fn, tk_args *args, tk_kwarg
         tk_kwargs_free(kwargs);
         return NULL;
     }
-    tk_future *f = tk__future_new(fn, args, kwargs);
+    tk_future *f = tk__future_new(fn, args, kwargs, p->kind == TK_POOL_PROCESSES);
     if (!f)
         return NULL;
     return submit_future(p, f) < 0 ? NULL : f;
@@ -471,15 +480,15 @@ static size_t submit_chunks(tk_pool *p, tk_task fn, tk_args **items, size_t n,
 {
     size_t k = 0;
     for (size_t off = 0; off < n; off += cs, k++) {
-        tk_future *f = tk__future_new(fn, NULL, NULL);
+        tk_future *f = tk__future_new(fn, NULL, NULL, true);
         if (!f) {
             *err = TK_ENOMEM;
             free_items(items, off, n);
             return k;
         }
-        f->items = items + off;
+        f->x->items = items + off;
         f->nitems = n - off < cs ? n - off : cs;
-        f->results = results + off;
+        f->x->results = results + off;
         size_t taken = f->nitems;
         /* Of its two references, map holds the caller's while it waits. */
         int r = submit_future(p, f);
@@ -497,7 +506,7 @@ static size_t submit_chunks(tk_pool *p, tk_task fn, tk_args **items, size_t n,
 static int map_failure(tk_future *f, size_t base)
 {
     int st = f->status;
-    size_t idx = base + f->fail_index;
+    size_t idx = base + (f->x ? f->x->fail_index : 0);
     if (st == TK_EBROKEN)
         return tk__error(TK_EBROKEN, "map item %zu: %s", idx, tk_future_error(f));
     if (st == TK_ECANCELED && f->cancelled)

@@ -166,7 +166,7 @@ int tk__pp_encode(tk_future *f)
     if (f->nitems == 0)
         r = buf_encoding(&b, f->args, f->kwargs);
     for (size_t i = 0; r == 0 && i < f->nitems; i++)
-        r = buf_encoding(&b, f->items[i], NULL);
+        r = buf_encoding(&b, f->x->items[i], NULL);
     if (r == 0 && (b.oom || b.len > PP_MAX_FRAME))
         r = b.oom ? tk__error(TK_ENOMEM, "out of memory")
                   : tk__error(TK_EOVERFLOW, "task too large for a process pool: %zu bytes", b.len);
@@ -177,8 +177,8 @@ int tk__pp_encode(tk_future *f)
     le32(b.p, (uint32_t)(b.len - 4));
     /* The inputs now live in the encoding. */
     tk__future_drop_inputs(f);
-    f->enc = b.p;
-    f->enc_len = b.len;
+    f->x->enc = b.p;
+    f->x->enc_len = b.len;
     return 0;
 }
 
@@ -477,12 +477,12 @@ static void complete(tk_future *f, const unsigned char *p, size_t len)
         } else {
             if (st == 0 && !res && !(res = tk_args_new()))
                 st = TK_ENOMEM;
-            f->results[i] = res;
+            f->x->results[i] = res;
         }
         if (st != 0 && first_st == 0) {
             first_st = st;
             first_err = err;
-            f->fail_index = i;
+            f->x->fail_index = i;
         } else {
             free(err);
         }
@@ -491,8 +491,8 @@ static void complete(tk_future *f, const unsigned char *p, size_t len)
         tk_args_free(single);
         single = NULL;
     }
-    free(f->enc);
-    f->enc = NULL;
+    free(f->x->enc);
+    f->x->enc = NULL;
     tk__future_finish(f, first_st, single, first_err);
     tk__future_unref(f);
 }
@@ -548,9 +548,9 @@ static bool read_results(tk_pool *p, struct pw *w)
 static void fail_future(tk_future *f, int status, const char *text)
 {
     for (size_t i = 0; i < f->nitems; i++)
-        f->results[i] = NULL;
-    free(f->enc);
-    f->enc = NULL;
+        f->x->results[i] = NULL;
+    free(f->x->enc);
+    f->x->enc = NULL;
     tk__future_finish(f, status, NULL, text ? text_copy((const unsigned char *)text, strlen(text))
                                             : NULL);
     tk__future_unref(f);
@@ -654,7 +654,7 @@ static bool assign_one(tk_pool *p, struct pw *w, tk_future **dropped)
     }
     if (!f)
         return false;
-    if (!out_append(w, f->enc, f->enc_len)) {
+    if (!out_append(w, f->x->enc, f->x->enc_len)) {
         f->next = p->pp->redo; /* retry later */
         p->pp->redo = f;
         if (!p->pp->redo_tail)
