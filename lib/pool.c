@@ -551,6 +551,10 @@ TK_API int tk_pool_map_ex(tk_pool *p, tk_task fn, tk_args **items, size_t n,
         tk__future_wait(fs[i], 0, &forever);
         if (r == 0 && fs[i]->status != 0)
             r = map_failure(fs[i], i * cs);
+        if (p->kind == TK_POOL_PROCESSES) {
+            int d = tk__pp_chunk_results(fs[i], results + i * cs, i * cs);
+            r = r == 0 ? d : r;
+        }
         tk__future_unref(fs[i]);
     }
     tk__free(fs);

@@ -137,7 +137,11 @@ void tk__block_signals(sigset_t *old);
 
 /* Process pools. */
 int tk__pp_start(tk_pool *p);
-int tk__pp_encode(tk_future *f);        /* builds f->enc from its inputs */
+int tk__pp_encode(tk_future *f);        /* builds f->x->enc from its inputs */
+/* A done chunk of a process pool, whose first item is map item `base`:
+ * decodes its results into results[] (the failed ones stay NULL). 0, or
+ * TK_ETASK for a result that cannot be decoded. */
+int tk__pp_chunk_results(tk_future *f, tk_args **results, size_t base);
 void tk__pp_notify(tk_pool *p);         /* pool lock held: new work or shutdown */
 void tk__pp_join(tk_pool *p);
 void tk__pp_free(tk_pool *p);

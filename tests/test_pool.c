@@ -216,6 +216,56 @@ static void map_arrays_reused_at_once(void **state)
     }
 }
 
+/* Returns args[0] bytes, each byte its index mod 251. */
+static int blob_of(const tk_args *a, const tk_kwargs *kw, tk_args *res)
+{
+    (void)kw;
+    int64_t n = 0;
+    if (tk_args_get_int(a, 0, &n) < 0)
+        return -1;
+    unsigned char *b = malloc((size_t)n + 1);
+    for (int64_t i = 0; i < n; i++)
+        b[i] = (unsigned char)(i % 251);
+    int r = tk_args_add_bytes(res, b, (size_t)n);
+    free(b);
+    return r;
+}
+
+static void check_blob(const tk_args *r, int64_t n)
+{
+    const void *y;
+    size_t ny;
+    assert_int_equal(tk_args_get_bytes(r, 0, &y, &ny), 0);
+    assert_int_equal(ny, (size_t)n);
+    for (int64_t i = 0; i < n; i += 4099)
+        assert_int_equal(((const unsigned char *)y)[i], i % 251);
+    if (n > 0)
+        assert_int_equal(((const unsigned char *)y)[n - 1], (n - 1) % 251);
+}
+
+/* Process-pool results larger than a worker's result ring (256 KiB), and
+ * many mid-sized ones that wrap around it, arrive intact. */
+static void process_results_larger_than_the_ring(void **state)
+{
+    (void)state;
+    tk_pool *p = tk_pool_new(TK_POOL_PROCESSES, 2);
+    tk_future *f = tk_pool_submit(p, blob_of, tk_args_of("i", 3 << 20), NULL);
+    const tk_args *r;
+    assert_int_equal(tk_future_result(f, 60.0, &r), 0);
+    check_blob(r, 3 << 20);
+    tk_future_free(f);
+    enum { N = 64 };
+    tk_args *items[N], *res[N];
+    for (int i = 0; i < N; i++)
+        items[i] = tk_args_of("i", 1000 + i * 997);
+    assert_int_equal(tk_pool_map_ex(p, blob_of, items, N, res, 3), 0);
+    for (int i = 0; i < N; i++) {
+        check_blob(res[i], 1000 + i * 997);
+        tk_args_free(res[i]);
+    }
+    tk_pool_free(p);
+}
+
 static void map_reports_first_failure_after_all(void **state)
 {
     (void)state;
@@ -667,6 +717,7 @@ int main(void)
         cmocka_unit_test(map_in_order),
         cmocka_unit_test(map_arrays_reused_at_once),
         cmocka_unit_test(map_reports_first_failure_after_all),
+        cmocka_unit_test(process_results_larger_than_the_ring),
         cmocka_unit_test(shutdown_refuses_and_cancels),
         cmocka_unit_test(shutdown_lets_work_finish),
         cmocka_unit_test(cancel_pending_only),
