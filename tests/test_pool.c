@@ -266,6 +266,55 @@ static void process_results_larger_than_the_ring(void **state)
     tk_pool_free(p);
 }
 
+/* Submitters racing with workers that spin, park and are woken: bursts
+ * separated by pauses long enough for every worker to park. No task may be
+ * left waiting for a wake-up that never comes. */
+struct burst_arg {
+    tk_pool *pool;
+    int base;
+};
+
+static void *burst_submitter(void *arg)
+{
+    struct burst_arg *b = arg;
+    enum { BURSTS = 20, PER = 50 };
+    tk_future *fs[PER];
+    long bad = 0;
+    for (int k = 0; k < BURSTS; k++) {
+        for (int i = 0; i < PER; i++)
+            fs[i] = tk_pool_submit(b->pool, square, tk_args_of("i", b->base + i), NULL);
+        for (int i = 0; i < PER; i++) {
+            const tk_args *r;
+            int64_t v = -1;
+            if (!fs[i] || tk_future_result(fs[i], 60.0, &r) != 0 ||
+                tk_args_get_int(r, 0, &v) != 0 || v != (int64_t)(b->base + i) * (b->base + i))
+                bad++;
+            tk_future_free(fs[i]);
+        }
+        if (k % 4 == 0)
+            usleep(2000); /* let the workers park */
+    }
+    return (void *)bad;
+}
+
+static void parked_workers_never_miss_work(void **state)
+{
+    (void)state;
+    tk_pool *p = tk_pool_new(TK_POOL_THREADS, 3);
+    pthread_t th[4];
+    struct burst_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (struct burst_arg){p, i * 1000};
+        assert_int_equal(pthread_create(&th[i], NULL, burst_submitter, &args[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        void *bad;
+        pthread_join(th[i], &bad);
+        assert_null(bad);
+    }
+    tk_pool_free(p);
+}
+
 static void map_reports_first_failure_after_all(void **state)
 {
     (void)state;
@@ -718,6 +767,7 @@ int main(void)
         cmocka_unit_test(map_arrays_reused_at_once),
         cmocka_unit_test(map_reports_first_failure_after_all),
         cmocka_unit_test(process_results_larger_than_the_ring),
+        cmocka_unit_test(parked_workers_never_miss_work),
         cmocka_unit_test(shutdown_refuses_and_cancels),
         cmocka_unit_test(shutdown_lets_work_finish),
         cmocka_unit_test(cancel_pending_only),
