@@ -186,8 +186,9 @@ int tk__future_wait(tk_future *f, unsigned flags, const tk__deadline *d)
 {
     if (atomic_load(&f->state) == TK__F_DONE)
         return 0;
+    long long ended = -1;
     if (d->kind != TK__DL_POLL && !((flags & TK__WAIT_CANCEL) && tk__stop_pending()) &&
-        tk__spin(&wait_spin, future_done, f))
+        tk__spin(&wait_spin, future_done, f, &ended))
         return 0;
     int r = 0;
     atomic_fetch_add(&f->waiters, 1);
@@ -202,6 +203,8 @@ int tk__future_wait(tk_future *f, unsigned flags, const tk__deadline *d)
         r = tk__futex_wait(&f->seq, s, flags, d);
     }
     atomic_fetch_sub(&f->waiters, 1);
+    if (ended >= 0 && r == 0)
+        tk__spin_learn(&wait_spin, ended);
     return r;
 }
 

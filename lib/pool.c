@@ -182,13 +182,14 @@ static bool work_seen(void *arg)
 
 /* Spins briefly (without the lock) until work or shutdown shows up. Only
  * one worker spins at a time: more would take the CPUs the submitters
- * need, and one is enough to pick up the next task without a wake-up. */
-static bool spin_for_work(tk_pool *p, struct tk__tworker *w)
+ * need, and one is enough to pick up the next task without a wake-up.
+ * *ended is set (>= 0) when this worker spun in vain. */
+static bool spin_for_work(tk_pool *p, struct tk__tworker *w, long long *ended)
 {
     int none = 0;
     if (!atomic_compare_exchange_strong(&p->spinning, &none, 1))
         return false;
-    bool seen = tk__spin(&w->spin, work_seen, p);
+    bool seen = tk__spin(&w->spin, work_seen, p, ended);
     atomic_store(&p->spinning, 0);
     return seen;
 }
@@ -197,8 +198,9 @@ static bool spin_for_work(tk_pool *p, struct tk__tworker *w)
  * shutdown unparks it. Returns with the lock held. */
 static void wait_for_work(tk_pool *p, struct tk__tworker *w)
 {
+    long long ended = -1;
     tk__pool_unlock(p);
-    bool seen = spin_for_work(p, w);
+    bool seen = spin_for_work(p, w, &ended);
     tk__pool_lock(p);
     if (seen || p->head || p->shutdown)
         return;
@@ -209,6 +211,8 @@ static void wait_for_work(tk_pool *p, struct tk__tworker *w)
     tk__pool_unlock(p);
     tk__deadline forever = {.kind = TK__DL_FOREVER};
     tk__futex_wait(&w->wake_seq, s, 0, &forever);
+    if (ended >= 0)
+        tk__spin_learn(&w->spin, ended);
     tk__pool_lock(p);
     if (w->parked) {
         /* A spurious wake-up: take ourselves off the stack. */

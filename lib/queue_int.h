@@ -19,6 +19,7 @@ struct tk_queue {
     struct tk__shq *shm;
     size_t map_len;
     atomic_int spin;        /* getters' spin budget (spin_int.h) */
+    atomic_int spin_put;    /* putters' (waiting for room) */
     /* Thread queues. */
     pthread_mutex_t lock;
     tk_args **ring;

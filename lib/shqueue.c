@@ -28,11 +28,17 @@ struct tk__shq {
     pthread_mutex_t lock;
     _Atomic uint32_t not_empty, not_full, all_done; /* sequence words */
     uint32_t getters, putters, joiners;
+    /* A getter was woken and has not run yet: later puts need not wake
+     * another (it would find nothing to do); every getter that returns from
+     * its wait clears it, and one that takes an item while more wait hands
+     * the wake-up on, so none is lost. */
+    uint32_t get_wake_pending;
     uint32_t closed, broken;
     /* Bumped by every put: a getter about to sleep watches it for a few
      * microseconds first, without the lock, so a steady producer never
      * has to wake it. */
     _Atomic uint32_t puts;
+    _Atomic uint32_t gets; /* the same for a putter waiting for room */
     uint64_t head, used;                 /* ring offset of the oldest byte; bytes in use */
     uint64_t count, maxsize, unfinished; /* items */
     uint64_t cap;
@@ -40,6 +46,8 @@ struct tk__shq {
 };
 
 #define W (TK__WAIT_SHARED | TK__WAIT_CANCEL)
+
+#define SQ_LOCK_SPIN 200
 
 static int broken_error(void)
 {
@@ -61,11 +69,30 @@ static void wake_all(struct tk__shq *s)
     wake(&s->all_done, s->joiners, INT_MAX);
 }
 
+/* Lock held: wakes one sleeping getter unless one is already on its way. */
+static void wake_getter(struct tk__shq *s, struct tk__qwake *wk)
+{
+    if (s->getters > 0 && !s->get_wake_pending) {
+        s->get_wake_pending = 1;
+        tk__qwake_add(wk, &s->not_empty, s->getters, 1);
+    }
+}
+
 /* Locks the queue. Returns 0, or TK_EBROKEN with the lock held when the
  * queue is (or has just become) broken: the caller unlocks and fails. */
 static int sq_lock(struct tk__shq *s)
 {
-    int r = pthread_mutex_lock(&s->lock);
+    /* The lock is held for a copy of one item: a contender spins a little
+     * rather than sleeping in the kernel (and making the holder pay a
+     * wake-up on unlock). A robust mutex has no adaptive kind, so by hand. */
+    int r = EBUSY;
+    for (int i = 0; i < SQ_LOCK_SPIN && r == EBUSY; i++) {
+        r = pthread_mutex_trylock(&s->lock);
+        if (r == EBUSY)
+            tk__cpu_relax();
+    }
+    if (r == EBUSY)
+        r = pthread_mutex_lock(&s->lock);
     if (r == EOWNERDEAD) {
         s->broken = 1;
         pthread_mutex_consistent(&s->lock);
@@ -160,10 +187,19 @@ static bool has_room(struct tk__shq *s, size_t need)
 
 /* ------------------------------------------------------------------- put */
 
-static int put_encoded(struct tk__shq *s, const void *enc, size_t len, const tk__deadline *d)
+static bool get_seen(void *arg);
+
+/* Lock held, no room: releases the lock, watches for a get briefly
+ * (spin_int.h), and takes the lock again. */
+static void spin_for_get(tk_queue *q, int *r, long long *ended);
+
+static int put_encoded(tk_queue *q, const void *enc, size_t len, const tk__deadline *d)
 {
+    struct tk__shq *s = q->shm;
     struct tk__qwake wk = {.flags = TK__WAIT_SHARED};
     int r = sq_lock(s), err = 0;
+    bool spun = d->kind == TK__DL_POLL || tk__stop_pending();
+    long long ended = -1;
     while (r == 0) {
         if (s->closed) {
             r = tk__error(TK_ECLOSED, TK__Q_CLOSED);
@@ -175,14 +211,22 @@ static int put_encoded(struct tk__shq *s, const void *enc, size_t len, const tk_
             s->count++;
             s->unfinished++;
             atomic_fetch_add_explicit(&s->puts, 1, memory_order_release);
-            tk__qwake_add(&wk, &s->not_empty, s->getters, 1);
+            wake_getter(s, &wk);
             break;
         } else if (err) {
             r = wait_error(err, TK_EFULL, "put");
+        } else if (!spun) {
+            /* A full ring with a busy getter: room comes within
+             * microseconds, and then nobody pays a wake-up. */
+            spun = true;
+            spin_for_get(q, &r, &ended);
         } else {
             err = sq_wait(s, &s->not_full, &s->putters, d);
             if (err == TK_EBROKEN)
                 r = err;
+            if (ended >= 0 && err == 0)
+                tk__spin_learn(&q->spin_put, ended);
+            ended = -1;
         }
     }
     sq_unlock(s);
@@ -208,7 +252,7 @@ int tk__shq_put(tk_queue *q, tk_args *item, const tk__deadline *d)
     if (!enc)
         return TK_ENOMEM;
     tk__args_encode_to(item, NULL, enc);
-    r = put_encoded(q->shm, enc, len, d);
+    r = put_encoded(q, enc, len, d);
     if (enc != small)
         tk__free(enc);
     if (r == 0)
@@ -238,6 +282,7 @@ static int take_item(struct tk__shq *s, unsigned char *small, unsigned char **bu
     s->head = (s->head + 4 + n) % s->cap;
     s->used -= 4 + (uint64_t)n;
     s->count--;
+    atomic_fetch_add_explicit(&s->gets, 1, memory_order_release);
     *len = n;
     /* Items differ in size: every putter must re-check whether it fits. */
     tk__qwake_add(wk, &s->not_full, s->putters, INT_MAX);
@@ -257,11 +302,25 @@ static bool put_seen(void *arg)
 
 /* Lock held, queue empty: releases the lock, watches for a put briefly
  * (spin_int.h), and takes the lock again. */
-static void spin_for_put(tk_queue *q, int *r)
+static void spin_for_put(tk_queue *q, int *r, long long *ended)
 {
     struct put_watch w = {q->shm, atomic_load_explicit(&q->shm->puts, memory_order_relaxed)};
     sq_unlock(q->shm);
-    tk__spin(&q->spin, put_seen, &w);
+    tk__spin(&q->spin, put_seen, &w, ended);
+    *r = sq_lock(q->shm);
+}
+
+static bool get_seen(void *arg)
+{
+    struct put_watch *w = arg;
+    return atomic_load_explicit(&w->s->gets, memory_order_relaxed) != w->seen;
+}
+
+static void spin_for_get(tk_queue *q, int *r, long long *ended)
+{
+    struct put_watch w = {q->shm, atomic_load_explicit(&q->shm->gets, memory_order_relaxed)};
+    sq_unlock(q->shm);
+    tk__spin(&q->spin_put, get_seen, &w, ended);
     *r = sq_lock(q->shm);
 }
 
@@ -274,9 +333,12 @@ int tk__shq_get(tk_queue *q, tk_args **item, const tk__deadline *d)
     size_t len = 0;
     int r = sq_lock(s), err = 0;
     bool spun = d->kind == TK__DL_POLL || tk__stop_pending();
+    long long ended = -1;
     while (r == 0) {
         if (s->count > 0) {
             r = take_item(s, small, &buf, &len, &wk);
+            if (s->count > 0)
+                wake_getter(s, &wk);
             break;
         }
         if (s->closed) {
@@ -285,15 +347,19 @@ int tk__shq_get(tk_queue *q, tk_args **item, const tk__deadline *d)
             r = wait_error(err, TK_EEMPTY, "get");
         } else if (!spun) {
             spun = true;
-            spin_for_put(q, &r);
+            spin_for_put(q, &r, &ended);
         } else {
             err = sq_wait(s, &s->not_empty, &s->getters, d);
+            s->get_wake_pending = 0;
             if (err == TK_EBROKEN)
                 r = err;
+            if (ended >= 0 && err == 0)
+                tk__spin_learn(&q->spin, ended);
+            ended = -1;
         }
     }
     if (r < 0 && r != TK_EBROKEN && s->count > 0)
-        tk__qwake_add(&wk, &s->not_empty, s->getters, 1); /* hand on a wake-up we did not use */
+        wake_getter(s, &wk); /* hand on a wake-up we did not use */
     sq_unlock(s);
     tk__qwake_flush(&wk);
     if (r == 0)
