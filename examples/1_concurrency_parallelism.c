@@ -87,10 +87,10 @@ int main(void)
     for (int c = 0; c < CPU_SETSIZE && found < 2; c++)
         if (CPU_ISSET(c, &mine))
             cpu[found++] = c;
-    /* Calibrate: about 0.2 s of work for one task on this machine. */
+    /* Calibrate, here in main: about 0.2 s of work for one task. */
     int64_t rounds = 1 << 20;
-    double t;
-    while ((t = run1(1, cpu, rounds)) < 0.05)
+    double t, t0;
+    while ((t0 = now(), spin(rounds), t = now() - t0) < 0.05)
         rounds *= 2;
     rounds = (int64_t)((double)rounds * 0.2 / t);
     double one = run(1, cpu, rounds);

@@ -41,15 +41,20 @@ static int set_g(const tk_args *a, const tk_kwargs *k)
 
 static volatile uint64_t sink; /* keeps the compiler from skipping the work */
 
+static void work(int64_t rounds)
+{
+    uint64_t x = 1;
+    for (int64_t i = 0; i < rounds; i++)
+        x = x * 6364136223846793005u + 1442695040888963407u;
+    sink = x;
+}
+
 static int spin(const tk_args *a, const tk_kwargs *k)
 {
     int64_t rounds;
     if (tk_bind(a, k, "spin(rounds:l)", &rounds) < 0)
         return -1;
-    uint64_t x = 1;
-    for (int64_t i = 0; i < rounds; i++)
-        x = x * 6364136223846793005u + 1442695040888963407u;
-    sink = x;
+    work(rounds);
     return 0;
 }
 
@@ -100,8 +105,8 @@ int main(void)
         return 0;
     }
     int64_t rounds = 1 << 20; /* calibrate: about 0.2 s of work for one thread */
-    double t;
-    while ((t = run(false, 1, spin, rounds)) < 0.05)
+    double t, t0;
+    while ((t0 = now(), work(rounds), t = now() - t0) < 0.05)
         rounds *= 2;
     rounds = (int64_t)((double)rounds * 0.2 / t);
     double one = run(false, 1, spin, 2 * rounds); /* all the work in one thread */
