@@ -173,6 +173,10 @@ static inline void bh_emit(const char *row, bool first, const char *impl, enum b
     if (target > 0 && !isnan(ratio)) {
         met = ratio <= target ? "met" : "NOT met";
         snprintf(tg, sizeof tg, "<= %.3gx %s", target, met);
+        FILE *t = bh_open("targets.tsv", NULL); /* run-bench.sh sums these up */
+        fprintf(t, "%s\t%s\t%s\t%.2fx\t<= %.3gx\t%s\n", bh.section, row, impl, ratio, target,
+                met);
+        fclose(t);
     }
     if (note != NULL) {
         printf("%-40s %-26s %s\n", first ? row : "", impl, note);
