@@ -418,7 +418,7 @@ static inline void bh_curve_begin(const char *name, const char *title, const cha
     fprintf(bh.curve, "#title %s\n#xlabel %s\n#ylabel time per operation (us)\n#logy %d\n"
                       "#impls", title, xlabel, logy ? 1 : 0);
     for (int i = 0; i < ns; i++)
-        fprintf(bh.curve, " %s", sides[i].impl);
+        fprintf(bh.curve, "%s%s", i ? "|" : " ", sides[i].impl);
     fprintf(bh.curve, "\n# x, then median min max (us) per impl\n");
     bh_section(title);
 }
