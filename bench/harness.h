@@ -180,6 +180,9 @@ static inline void bh_emit(const char *row, bool first, const char *impl, enum b
     }
     if (note != NULL) {
         printf("%-40s %-26s %s\n", first ? row : "", impl, note);
+        fprintf(bh.csv, "%s,%s,\"%s\",%s,%s,,,,0,,,%s\n", bh.prog, bh.section, row, impl,
+                bh_unit_name(u), note);
+        fflush(bh.csv);
         fprintf(bh.md, "| %s | %s | %s | | | | |\n", first ? row : "", impl, note);
         fflush(bh.md);
         return;

@@ -67,7 +67,9 @@ for b in "$@"; do
     if [ -n "${BENCH_ONLY:-}" ]; then
         case ",$BENCH_ONLY," in *",$name,"*) ;; *) continue ;; esac
     fi
+    t0=$(date +%s)
     "$b"
+    echo "($name: $(($(date +%s) - t0)) s)"
 done
 [ $# -gt 0 ] || echo "bench: no benchmark programs yet"
 
