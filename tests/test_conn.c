@@ -149,7 +149,9 @@ static void pointers_refused(void **state)
     assert_int_equal(tk_conn_send(a, m), TK_ETYPE);
     assert_int_equal(tk_conn_poll(b, 0), 0); /* nothing was written */
     tk_args_free(m);
-    assert_int_equal(tk_pipe_new(NULL, &b, true), TK_EINVAL);
+    tk_conn *other = b;
+    assert_int_equal(tk_pipe_new(NULL, &other, true), TK_EINVAL);
+    assert_null(other); /* failed outputs are set to NULL */
     assert_int_equal(tk_conn_send(NULL, NULL), TK_EINVAL);
     tk_conn_close(NULL);
     tk_conn_close(a);
