@@ -115,7 +115,7 @@ test-asan:
 	TK_TEST_MODE=asan $(MAKE) BUILD=build/asan CFLAGS="-O1 -g" \
 	    EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" test
 test-tsan:
-	TK_TEST_MODE=tsan $(MAKE) BUILD=build/tsan CFLAGS="-O1 -g" EXTRA_CFLAGS="-fsanitize=thread" test
+	TSAN_OPTIONS="die_after_fork=0 $(TSAN_OPTIONS)" TK_TEST_MODE=tsan $(MAKE) BUILD=build/tsan CFLAGS="-O1 -g" EXTRA_CFLAGS="-fsanitize=thread" test
 VALGRIND := valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
     --error-exitcode=99 --trace-children=yes --child-silent-after-fork=no
 test-valgrind:

@@ -70,7 +70,7 @@ static void set_error_v(int code, const char *fmt, va_list ap)
     errno = saved;
 }
 
-int tk__error(int code, const char *fmt, ...)
+int (tk__error)(int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -88,7 +88,7 @@ void *tk__error_null(int code, const char *fmt, ...)
     return NULL;
 }
 
-int tk__os_error(int err, const char *what)
+int (tk__os_error)(int err, const char *what)
 {
     /* strerror_r (GNU flavour) is thread-safe where strerror is not. */
     char buf[128];

@@ -4,8 +4,9 @@
  * tk_sleep and timers.
  *
  * The fast path (new, start, join, free) costs one allocation for the handle,
- * one registry lock round-trip on each side, and no handshake: start does not
- * wait for the new thread, which publishes its kernel id and OS name itself.
+ * one registry lock round-trip on each side (never held across
+ * pthread_create), and no handshake: start does not wait for the new thread,
+ * which publishes its kernel id and OS name itself.
  *
  * Completion is one futex word per handle (`state`): the finishing thread
  * sets ST_DONE and wakes only if a joiner announced itself with ST_WAITERS.
@@ -91,6 +92,12 @@ struct tk_thread {
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static tk_thread *reg_head;
 static size_t reg_count;
+/* Running internal threads: not listed, but a forked child must know them
+ * to release their handles (see thread_atfork_child). */
+static tk_thread *reg_hidden;
+/* Handles a forked child found unreferenced once the parent's threads were
+ * gone; freed on the next create or free (the fork hook may not free). */
+static tk_thread *_Atomic reg_orphans;
 
 /* Bumped in every forked child: a handle started in an older generation
  * belongs to an ancestor process and is foreign here. */
@@ -150,30 +157,39 @@ static void reg_lock_drop(void)
         tk__panic("thread registry unlock: %s", strerror(r));
 }
 
+static tk_thread **list_of(const tk_thread *t)
+{
+    return t->kind == K_INTERNAL ? &reg_hidden : &reg_head;
+}
+
 static void list_link(tk_thread *t)
 {
+    tk_thread **head = list_of(t);
     t->prev = NULL;
-    t->next = reg_head;
-    if (reg_head)
-        reg_head->prev = t;
-    reg_head = t;
+    t->next = *head;
+    if (*head)
+        (*head)->prev = t;
+    *head = t;
     t->in_list = true;
-    reg_count++;
+    if (head == &reg_head)
+        reg_count++;
 }
 
 static void list_unlink(tk_thread *t)
 {
     if (!t->in_list)
         return;
+    tk_thread **head = list_of(t);
     if (t->prev)
         t->prev->next = t->next;
     else
-        reg_head = t->next;
+        *head = t->next;
     if (t->next)
         t->next->prev = t->prev;
     t->prev = t->next = NULL;
     t->in_list = false;
-    reg_count--;
+    if (head == &reg_head)
+        reg_count--;
 }
 
 /* ------------------------------------------------------------- handles */
@@ -283,6 +299,18 @@ static void destroy(tk_thread *t)
     if (t->name != t->name_buf)
         tk__free(t->name);
     tk__free(t);
+}
+
+static void reap_orphans(void)
+{
+    if (!atomic_load_explicit(&reg_orphans, memory_order_relaxed))
+        return;
+    tk_thread *t = atomic_exchange(&reg_orphans, NULL);
+    while (t) {
+        tk_thread *next = t->next;
+        destroy(t); /* foreign: memory only */
+        t = next;
+    }
 }
 
 static void ref(tk_thread *t)
@@ -427,6 +455,7 @@ static tk_thread *thread_create(int kind, const char *who, tk_target target,
                                 tk_args *args, tk_kwargs *kwargs)
 {
     tk_thread *t = NULL;
+    reap_orphans();
     if (!target) {
         tk__error(TK_EINVAL, "%s: target must not be NULL", who);
         goto fail;
@@ -556,6 +585,13 @@ static void finish(tk_thread *t, int result)
     unref(t); /* the running thread's own reference */
 }
 
+/* A target that leaves through pthread_exit (or is cancelled) still
+ * finishes: its joiners must not wait forever. */
+static void finish_abandoned(void *arg)
+{
+    finish(arg, TK_ECANCELED);
+}
+
 static void *thread_main(void *arg)
 {
     tk_thread *t = arg;
@@ -563,7 +599,11 @@ static void *thread_main(void *arg)
     publish_native_id(t);
     atomic_store_explicit(&t->ident, (unsigned long)pthread_self(), memory_order_relaxed);
     os_name_apply(t);
-    finish(t, run_target(t));
+    int result;
+    pthread_cleanup_push(finish_abandoned, t);
+    result = run_target(t);
+    pthread_cleanup_pop(0);
+    finish(t, result);
     return NULL;
 }
 
@@ -577,17 +617,22 @@ void tk__thread_block_async_signals(sigset_t *old)
     pthread_sigmask(SIG_BLOCK, &set, old);
 }
 
-/* Creates the pthread with the registry lock held, so that the handle is
- * listed, its ident set and the pthread published in one step as far as
- * enumerate, set_name and the fork hooks can tell. */
-static int create_locked(tk_thread *t, const pthread_attr_t *attr)
+/* Lists the handle, then creates the pthread outside the registry lock: a
+ * short-lived thread reaching its end (which takes the lock) must not find
+ * its creator still holding it. Until ST_PUBLISHED, readers of t->pthread
+ * (joins, set_name) wait or take another path; tk_thread_ident waits for the
+ * ident the same way. */
+static int create_thread(tk_thread *t, const pthread_attr_t *attr)
 {
+    reg_lock_take();
     atomic_store_explicit(&t->gen, atomic_load(&cur_gen), memory_order_relaxed);
-    if (t->kind != K_INTERNAL)
-        list_link(t);
+    list_link(t);
+    reg_lock_drop();
     int err = pthread_create(&t->pthread, attr, thread_main, t);
     if (err != 0) {
+        reg_lock_take();
         list_unlink(t);
+        reg_lock_drop();
         return err;
     }
     atomic_store_explicit(&t->ident, (unsigned long)t->pthread, memory_order_relaxed);
@@ -619,9 +664,7 @@ static int start_thread(tk_thread *t)
     if (t->kind == K_INTERNAL)
         tk__thread_block_async_signals(&old_mask);
     atomic_fetch_add(&t->refs, 1); /* the running thread's own reference */
-    reg_lock_take();
-    int err = create_locked(t, t->stack_size ? &attr : NULL);
-    reg_lock_drop();
+    int err = create_thread(t, t->stack_size ? &attr : NULL);
     if (t->kind == K_INTERNAL)
         pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     if (t->stack_size)
@@ -739,9 +782,15 @@ TK_API int tk_thread_result(const tk_thread *t)
 
 TK_API unsigned long tk_thread_ident(const tk_thread *t)
 {
-    if (!t || !(state_of(t) & ST_STARTED))
+    if (!t)
         return 0;
-    return atomic_load_explicit(&((tk_thread *)t)->ident, memory_order_relaxed);
+    for (;;) {
+        unsigned long id = atomic_load_explicit(&((tk_thread *)t)->ident, memory_order_relaxed);
+        if (id != 0 || !(state_of(t) & ST_STARTED))
+            return id;
+        /* Listed by enumerate a moment before its start has returned. */
+        sched_yield();
+    }
 }
 
 TK_API long tk_thread_native_id(const tk_thread *t)
@@ -778,33 +827,35 @@ TK_API bool tk_thread_daemon(const tk_thread *t)
 
 /* ------------------------------------------------------------- setters */
 
-/* Gives a running thread its new OS name; called with the registry lock
- * held, which keeps a thread that is not done from being reclaimed. */
+/* Gives the OS thread its new name; called with the registry lock held,
+ * which keeps a thread that is not done from being reclaimed. The thread may
+ * be naming itself at this moment (or be about to), hence the hand-over
+ * through os_name_state. */
 static void os_name_set(tk_thread *t, const char *name)
 {
-    uint32_t s = state_of(t);
     if (!is_created(t))
         return; /* main and dummy threads keep their OS name */
-    if (!(s & ST_PUBLISHED)) {
-        copy_os_name(t, name); /* the thread is created later, under this lock */
-        return;
-    }
-    if ((s & ST_DONE) || foreign(t))
-        return;
     for (;;) {
-        int st = atomic_load(&t->os_name_state);
-        if (st == OSN_APPLIED) {
-            copy_os_name(t, name);
-            pthread_setname_np(t->pthread, t->os_name);
+        uint32_t s = state_of(t);
+        if (!(s & ST_STARTED)) {
+            copy_os_name(t, name); /* read by the thread once started */
             return;
         }
+        if ((s & ST_DONE) || foreign(t))
+            return;
+        int st = atomic_load(&t->os_name_state);
         if (st == OSN_PENDING &&
             atomic_compare_exchange_weak(&t->os_name_state, &st, OSN_RENAMING)) {
             copy_os_name(t, name); /* the thread applies it when it starts */
             atomic_store(&t->os_name_state, OSN_PENDING);
             return;
         }
-        sched_yield(); /* the thread is naming itself right now */
+        if (st == OSN_APPLIED && (s & ST_PUBLISHED)) {
+            copy_os_name(t, name);
+            pthread_setname_np(t->pthread, t->os_name);
+            return;
+        }
+        sched_yield(); /* it is naming itself, or its start has not returned */
     }
 }
 
@@ -888,15 +939,14 @@ TK_API int tk_sleep(double seconds)
     int rc = tk__deadline_init(&d, seconds, "tk_sleep");
     if (rc < 0)
         return rc;
+    if (!tk__tls()->stop)
+        tk_current_thread(); /* main or a new dummy binds its stop state */
     struct tk__stop *s = tk__tls()->stop;
-    if (!s) {
-        s = &tk_current_thread()->stop;
-        if (!tk__tls()->stop) { /* out of memory for a dummy: plain sleep */
-            _Atomic uint32_t never = 0;
-            while (tk__futex_wait(&never, 0, 0, &d) != TK_ETIMEDOUT)
-                ;
-            return 0;
-        }
+    if (!s) { /* out of memory for a dummy: a plain sleep */
+        _Atomic uint32_t never = 0;
+        while (tk__futex_wait(&never, 0, 0, &d) != TK_ETIMEDOUT)
+            ;
+        return 0;
     }
     if (sleep_until(s, &d) == TK_ECANCELED)
         return tk__error(TK_ECANCELED, "tk_sleep: a stop was requested");
@@ -907,6 +957,7 @@ TK_API int tk_sleep(double seconds)
 
 TK_API void tk_thread_free(tk_thread *t)
 {
+    reap_orphans();
     if (!t || is_immortal(t))
         return;
     if (t == tk__tls()->thread) {
@@ -1010,6 +1061,23 @@ static void stop_after_fork(struct tk__stop *s)
         close(fd);
 }
 
+/* The parent's other threads do not exist here: drop the reference each
+ * held on its own handle (a dummy's is the registry's), so freeing the
+ * foreign handle releases its memory. Ones nobody else references become
+ * orphans, freed later: this hook may not free. */
+static void drop_vanished(tk_thread *list, tk_thread *keep)
+{
+    while (list) {
+        tk_thread *next = list->next;
+        list->in_list = false;
+        if (list != keep && atomic_fetch_sub(&list->refs, 1) == 1) {
+            list->next = atomic_load(&reg_orphans);
+            atomic_store(&reg_orphans, list);
+        }
+        list = next;
+    }
+}
+
 /* The forking thread's handle becomes the child's main thread. Runs in the
  * child's only thread: no allocation, no locks but our own. */
 static void thread_atfork_child(void)
@@ -1017,7 +1085,10 @@ static void thread_atfork_child(void)
     unsigned gen = atomic_load(&cur_gen) + 1;
     atomic_store(&cur_gen, gen);
     pthread_mutex_init(&reg_lock, NULL); /* held by us since prepare */
+    drop_vanished(reg_head, fork_thread);
+    drop_vanished(reg_hidden, fork_thread);
     reg_head = NULL;
+    reg_hidden = NULL;
     reg_count = 0;
     atomic_store(&thread_counter, 0);
     atomic_store(&dummy_counter, 0);

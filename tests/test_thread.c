@@ -716,6 +716,26 @@ static void free_unstarted_thread(void **state)
     tk_thread_free(tk_timer_new(5, return_arg, NULL, NULL));
 }
 
+static int exits_early(const tk_args *a, const tk_kwargs *k)
+{
+    (void)a;
+    (void)k;
+    pthread_exit(NULL);
+}
+
+static void target_calling_pthread_exit_still_finishes(void **state)
+{
+    (void)state;
+    size_t base = tk_active_count();
+    tk_thread *t = tk_thread_new(exits_early, tk_args_of("i", 1), NULL);
+    assert_int_equal(tk_thread_start(t), 0);
+    assert_int_equal(tk_thread_join(t, 10), 0);
+    assert_false(tk_thread_is_alive(t));
+    assert_int_equal(tk_thread_result(t), TK_ECANCELED);
+    assert_int_equal(tk_active_count(), base);
+    tk_thread_free(t);
+}
+
 /* --------------------------------------------------- stack, internal */
 
 static int report_stack(const tk_args *a, const tk_kwargs *k)
@@ -836,8 +856,11 @@ static void cycles_without_growth(void **state)
         tk_thread_free(t);
     }
     assert_int_equal(tt_count_fds(), fds);
+    /* KiB: a leak of even 200 bytes a cycle shows. Sanitizers and valgrind
+     * keep freed memory in quarantine; their own leak checks count there. */
     long grown = tt_rss_kib() - rss;
-    assert_true(grown < 2048); /* KiB: a leak of even 200 bytes a cycle shows */
+    if (!tt_slow_mode())
+        assert_true(grown < 2048);
 }
 
 static void cycles_with_early_free(void **state)
@@ -888,6 +911,7 @@ int main(void)
         cmocka_unit_test(thread_frees_its_own_references),
         cmocka_unit_test(free_running_thread_detaches),
         cmocka_unit_test(free_unstarted_thread),
+        cmocka_unit_test(target_calling_pthread_exit_still_finishes),
         cmocka_unit_test(stack_size),
         cmocka_unit_test(internal_threads),
         cmocka_unit_test(cycles_without_growth),

@@ -4,11 +4,15 @@
  * thread, every other handle is foreign. */
 #include "common/testutil.h"
 
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -47,6 +51,7 @@ static int mode_nondaemon(void)
     tk_thread *t = tk_thread_new(late_worker, NULL, NULL);
     tk_thread_start(t);
     say("main returns\n");
+    tk_thread_free(t);
     return 0; /* exit() -> atexit -> tk_shutdown joins the worker */
 }
 
@@ -76,6 +81,8 @@ static int mode_daemon(void)
     /* a non-daemon one too: joined, while the daemon is left running */
     tk_thread *u = tk_thread_new(late_worker, NULL, NULL);
     tk_thread_start(u);
+    tk_thread_free(t);
+    tk_thread_free(u);
     say("main returns\n");
     return 0;
 }
@@ -120,6 +127,7 @@ static int mode_refused(void)
 {
     tk_thread *t = tk_thread_new(start_late, NULL, NULL);
     tk_thread_start(t);
+    tk_thread_free(t);
     return 0;
 }
 
@@ -264,6 +272,12 @@ static int child_noop(const tk_args *a, const tk_kwargs *k)
     return 3;
 }
 
+static bool tsan(void)
+{
+    const char *m = getenv("TK_TEST_MODE");
+    return m && strcmp(m, "tsan") == 0;
+}
+
 /* The checks a forked child runs; returns 0 or the number of the first
  * failed check (the child's exit status). */
 static int child_checks(tk_thread *other, const char *main_name)
@@ -289,9 +303,14 @@ static int child_checks(tk_thread *other, const char *main_name)
             return 21;
         if (tk_thread_join(other, 5.0) != 0)
             return 22;
+        /* freeing the foreign handle releases its memory only (the
+         * parent's thread held a reference that no longer exists here) */
+        tk_thread_free(other);
     }
     if (tk__thread_is_foreign(me))
         return 23;
+    if (tsan())
+        return 0; /* TSan cannot start threads after a multi-threaded fork */
     /* the child's runtime works: names restart, threads run and stop */
     tk_thread *t = tk_thread_new(child_noop, NULL, NULL);
     if (strcmp(tk_thread_name(t), "Thread-1") != 0)
@@ -339,6 +358,10 @@ static void fork_from_a_thread(void **state)
     assert_int_equal(tk_thread_start(other), 0);
     while (atomic_load(&g.arrived) < 1)
         usleep(200);
+    /* and a detached one: an orphan in the child, freed there later */
+    tk_thread *detached = tk_thread_new(gated, tk_args_of("p", (void *)&g), NULL);
+    assert_int_equal(tk_thread_start(detached), 0);
+    tk_thread_free(detached);
     struct forker f = {other, NULL, -1};
     tk_thread *t = tk_thread_new(fork_here, tk_args_of("p", (void *)&f), NULL);
     assert_int_equal(tk_thread_set_name(t, "the-forker"), 0);
@@ -399,23 +422,33 @@ static void fork_from_foreign_threads(void **state)
     assert_int_equal(atomic_load(&g.status), 0);
 }
 
-static int stopped_sleep_in_child(const tk_args *a, const tk_kwargs *k)
+static void on_alarm(int sig)
 {
-    (void)a;
-    (void)k;
-    return tk_sleep(30) == TK_ECANCELED ? 0 : 1;
+    (void)sig;
+    tk_thread_stop(tk_main_thread());
 }
 
+/* In the child, the main thread (the forking one) is stopped from a signal
+ * handler while it waits: with a wake descriptor of its own, not the
+ * parent's, the fd wait and the sleep both end at once. */
 static int child_stop_check(void)
 {
-    tk_thread *t = tk_thread_new(stopped_sleep_in_child, NULL, NULL);
-    if (tk_thread_start(t) != 0)
+    struct sigaction sa = {0};
+    sa.sa_handler = on_alarm;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = {.it_value = {.tv_usec = 20000}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    struct pollfd none[1];
+    tk__deadline d;
+    tk__deadline_init(&d, 30, NULL);
+    double t0 = tt_now();
+    if (tk__wait_fds(none, 0, TK__WAIT_CANCEL, &d) != TK_ECANCELED)
         return 40;
-    usleep(20 * 1000);
-    tk_thread_stop(t);
-    if (tk_thread_join(t, 10) != 0 || tk_thread_result(t) != 0)
+    if (tk_sleep(30) != TK_ECANCELED || tt_now() - t0 > 5)
         return 41;
-    tk_thread_free(t);
+    if (tk_main_thread() != tk_current_thread() || !tk_stop_requested())
+        return 42;
     return 0;
 }
 
@@ -431,7 +464,13 @@ static int fork_and_stop(const tk_args *a, const tk_kwargs *k)
     pid_t pid = fork();
     if (pid == 0)
         _exit(child_stop_check());
-    return wait_child(pid);
+    int st = wait_child(pid);
+    /* the parent thread's stop state is untouched by the child's stop: its
+     * wake descriptor was not the one the child signalled */
+    struct pollfd p = {.fd = atomic_load(&tk__tls()->stop->wake_fd), .events = POLLIN};
+    if (p.fd < 0 || poll(&p, 1, 0) != 0)
+        return 200;
+    return st == 0 && !tk_stop_requested() && tk_sleep(0.001) == 0 ? 0 : 100 + st;
 }
 
 static void stop_works_in_a_forked_child(void **state)

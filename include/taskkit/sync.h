@@ -66,17 +66,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "error.h" /* TK_FOREVER, the TK_E* codes */
 #include "export.h"
 
 /** @brief Flag: the object works across processes forked after its creation. */
 #define TK_SHARED 1u
 /** @brief Flag for tk_sem_new(): releasing above the initial value is `TK_EOVERFLOW`. */
 #define TK_BOUNDED 2u
-
-#ifndef TK_FOREVER
-/** @brief Timeout meaning "block until it happens" (exactly -1.0, as Python's None). */
-#define TK_FOREVER (-1.0)
-#endif
 
 TK_BEGIN_DECLS
 

@@ -136,7 +136,8 @@ TK_API bool tk_thread_is_alive(const tk_thread *t);
  * @brief The target's return value.
  * @param t The thread, or NULL (`TK_EXITCODE_NONE`).
  * @return The value the target returned once the thread has finished;
- *         `TK_ECANCELED` for a timer stopped before it fired;
+ *         `TK_ECANCELED` for a timer stopped before it fired and for a
+ *         target that left through `pthread_exit`;
  *         `TK_EXITCODE_NONE` before that (and for main and dummy threads).
  *
  * Errors: none. Thread-safety: safe from any thread.
@@ -234,7 +235,8 @@ TK_API int tk_thread_set_daemon(tk_thread *t, bool daemon);
  * @param t The thread; must not be NULL.
  * @return 0, or `TK_EINVAL` if t is NULL.
  *
- * Errors: `TK_EINVAL` (t NULL).
+ * Errors: `TK_EINVAL` (t NULL; to stay async-signal-safe this one records
+ * no tk_last_error() message).
  * Thread-safety: safe from any thread and async-signal-safe (a SIGINT
  * handler may call it: it takes no lock and allocates nothing).
  */

@@ -92,6 +92,16 @@ int tt_run_self(const char *mode, char *out, size_t cap, double timeout_s)
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0)
         return -1;
+    /* Exec the program by its real path: under valgrind /proc/self/exe is
+     * valgrind itself, while readlink() of it is rewritten to the client. */
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    self[n] = 0;
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
@@ -103,8 +113,8 @@ int tt_run_self(const char *mode, char *out, size_t cap, double timeout_s)
         dup2(fds[1], 1);
         dup2(fds[1], 2);
         setenv("TK_TEST_CHILD", mode, 1);
-        char *argv[] = {(char *)"/proc/self/exe", NULL};
-        execv("/proc/self/exe", argv);
+        char *argv[] = {self, NULL};
+        execv(self, argv);
         _exit(127);
     }
     close(fds[1]);

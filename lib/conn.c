@@ -1,0 +1,325 @@
+/*
+ * conn.c - pipes: two connected ends exchanging whole tk_args messages.
+ *
+ * Both kinds of pipe are an AF_UNIX SOCK_SEQPACKET socketpair: sends use
+ * MSG_NOSIGNAL, so a vanished peer is an EPIPE (TK_ECLOSED) and never a
+ * SIGPIPE, and a one-way pipe simply shuts down the unused directions.
+ *
+ * Why SEQPACKET rather than a byte stream: a record arrives whole in one
+ * recv, so a small message costs one system call on each side *and*
+ * nothing is ever read ahead into a private buffer. That keeps
+ * tk_conn_fileno() honest: the descriptor is readable exactly when a
+ * message is waiting.
+ *
+ * Framing: a message is its tk_args encoding preceded by a 4-byte
+ * little-endian length. It travels as records of at most CONN_RECORD bytes:
+ * the first carries the length and the start of the encoding, the rest
+ * carry exactly min(CONN_RECORD, remaining) bytes each, so the receiver
+ * always knows the size of the next record and can check it.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "taskkit/queue.h"
+
+#define CONN_RECORD ((size_t)32768)
+/* Larger messages are refused: a corrupt or hostile length must not make
+ * the receiver allocate without bound. */
+#define CONN_MAX_MESSAGE ((size_t)1 << 30)
+
+struct tk_conn {
+    int fd;
+    bool readable, writable;
+    pthread_mutex_t send_lock; /* a message's records must not interleave */
+    pthread_mutex_t recv_lock; /* ... nor be split between two receivers */
+    unsigned char *rbuf;       /* CONN_RECORD bytes, made on the first recv */
+};
+
+static void put_le32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+    p[2] = (unsigned char)(v >> 16);
+    p[3] = (unsigned char)(v >> 24);
+}
+
+static uint32_t get_le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+static tk_conn *conn_new(int fd, bool readable, bool writable)
+{
+    tk_conn *c = tk__calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->fd = fd;
+    c->readable = readable;
+    c->writable = writable;
+    pthread_mutex_init(&c->send_lock, NULL);
+    pthread_mutex_init(&c->recv_lock, NULL);
+    return c;
+}
+
+TK_API int tk_pipe_new(tk_conn **a, tk_conn **b, bool duplex)
+{
+    if (a)
+        *a = NULL;
+    if (b)
+        *b = NULL;
+    if (!a || !b)
+        return tk__error(TK_EINVAL, "tk_pipe_new: NULL output pointer");
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return tk__os_error(errno, "cannot create a pipe (socketpair)");
+    if (!duplex) {
+        /* Python's Pipe(False): the first end receives, the second sends. */
+        shutdown(sv[0], SHUT_WR);
+        shutdown(sv[1], SHUT_RD);
+    }
+    tk_conn *ca = conn_new(sv[0], true, duplex);
+    tk_conn *cb = ca ? conn_new(sv[1], duplex, true) : NULL;
+    if (!cb) {
+        tk__free(ca);
+        close(sv[0]);
+        close(sv[1]);
+        return TK_ENOMEM;
+    }
+    *a = ca;
+    *b = cb;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ send */
+
+/* Sends one record. Before the message's first byte (`cancellable`) a stop
+ * may interrupt the wait for room; after it the message must go out whole,
+ * so the wait is not cancellable. */
+static int send_record(tk_conn *c, struct iovec *iov, int niov, bool cancellable)
+{
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)niov};
+    tk__deadline forever = {.kind = TK__DL_FOREVER};
+    for (;;) {
+        if (sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) >= 0)
+            return 0;
+        int err = errno;
+        if (err == EPIPE || err == ECONNRESET)
+            return tk__error(TK_ECLOSED, "broken pipe: the other end of the connection is closed");
+        if (err == EINTR)
+            continue;
+        if (err != EAGAIN && err != EWOULDBLOCK && err != ENOBUFS)
+            return tk__os_error(err, "cannot send on the connection");
+        struct pollfd pfd[2] = {{.fd = c->fd, .events = POLLOUT}};
+        int r = tk__wait_fds(pfd, 1, cancellable ? TK__WAIT_CANCEL : 0, &forever);
+        if (r == TK_ECANCELED)
+            return tk__error(r, "send interrupted: a stop was requested");
+        if (r < 0)
+            return r;
+    }
+}
+
+static int send_frame(tk_conn *c, const unsigned char *enc, size_t len)
+{
+    unsigned char hdr[4];
+    put_le32(hdr, (uint32_t)len);
+    size_t first = len < CONN_RECORD - 4 ? len : CONN_RECORD - 4;
+    struct iovec iov[2] = {{hdr, 4}, {(void *)enc, first}};
+    int r = send_record(c, iov, 2, true);
+    for (size_t off = first; r == 0 && off < len;) {
+        size_t n = len - off < CONN_RECORD ? len - off : CONN_RECORD;
+        struct iovec one = {(void *)(enc + off), n};
+        r = send_record(c, &one, 1, false);
+        off += n;
+    }
+    return r;
+}
+
+TK_API int tk_conn_send(tk_conn *c, const tk_args *msg)
+{
+    if (!c)
+        return tk__error(TK_EINVAL, "tk_conn_send: NULL connection");
+    if (!c->writable)
+        return tk__error(TK_EPERM, "connection is read-only");
+    void *enc = NULL;
+    size_t len = 0;
+    int r = tk_args_encode(msg, NULL, &enc, &len);
+    if (r < 0)
+        return r;
+    if (len > CONN_MAX_MESSAGE) {
+        free(enc);
+        return tk__error(TK_EOVERFLOW, "message too long for a connection: %zu bytes (limit %zu)",
+                         len, CONN_MAX_MESSAGE);
+    }
+    pthread_mutex_lock(&c->send_lock);
+    r = send_frame(c, enc, len);
+    pthread_mutex_unlock(&c->send_lock);
+    free(enc);
+    return r;
+}
+
+/* ------------------------------------------------------------------ recv */
+
+static int closed_error(void)
+{
+    return tk__error(TK_ECLOSED, "end of file: the other end of the connection is closed");
+}
+
+/* Waits until the conn is readable (a record or end of file). */
+static int wait_readable(tk_conn *c, const tk__deadline *d, const char *what)
+{
+    struct pollfd pfd[2] = {{.fd = c->fd, .events = POLLIN}};
+    int r = tk__wait_fds(pfd, 1, TK__WAIT_CANCEL, d);
+    if (r == TK_ETIMEDOUT)
+        return tk__error(r, "%s timed out", what);
+    if (r == TK_ECANCELED)
+        return tk__error(r, "%s interrupted: a stop was requested", what);
+    return r < 0 ? r : 1;
+}
+
+/* Reads one record of at most `cap` bytes; `exact` demands that size.
+ * Returns its length, 0 at end of file, or a negative error. */
+static ssize_t recv_record(tk_conn *c, void *buf, size_t cap, bool block)
+{
+    for (;;) {
+        ssize_t n = recv(c->fd, buf, cap, MSG_TRUNC | (block ? 0 : MSG_DONTWAIT));
+        if (n >= 0) {
+            if ((size_t)n > cap)
+                return tk__error(TK_EDECODE, "malformed message on the connection: "
+                                             "record of %zd bytes exceeds %zu", n, cap);
+            return n;
+        }
+        int err = errno;
+        if (err == EINTR)
+            continue;
+        if (err == EAGAIN || err == EWOULDBLOCK)
+            return TK_EAGAIN; /* no record yet: the caller waits */
+        if (err == ECONNRESET)
+            return 0;
+        return tk__os_error(err, "cannot receive on the connection");
+    }
+}
+
+/* Collects the continuation records of a message whose first record held
+ * `have` of its `total` bytes. They were sent right after the first one, so
+ * blocking here is bounded by the sender's progress, and a dead sender ends
+ * it with end of file. */
+static int recv_rest(tk_conn *c, unsigned char *dst, size_t have, size_t total)
+{
+    while (have < total) {
+        size_t want = total - have < CONN_RECORD ? total - have : CONN_RECORD;
+        ssize_t n = recv_record(c, dst + have, want, true);
+        if (n < 0)
+            return (int)n;
+        if (n == 0)
+            return closed_error();
+        if ((size_t)n != want)
+            return tk__error(TK_EDECODE, "malformed message on the connection: "
+                                         "record of %zd bytes, expected %zu", n, want);
+        have += want;
+    }
+    return 0;
+}
+
+/* Receives one whole message's encoding into c->rbuf (small) or *heap. */
+static int recv_frame(tk_conn *c, const tk__deadline *d, const unsigned char **enc,
+                      size_t *len, unsigned char **heap)
+{
+    ssize_t n;
+    while ((n = recv_record(c, c->rbuf, CONN_RECORD, false)) == TK_EAGAIN) {
+        int r = wait_readable(c, d, "recv");
+        if (r < 0)
+            return r;
+    }
+    if (n < 0)
+        return (int)n;
+    if (n == 0)
+        return closed_error();
+    size_t total = n >= 4 ? get_le32(c->rbuf) : 0;
+    size_t first = total < CONN_RECORD - 4 ? total : CONN_RECORD - 4;
+    if (n < 4 || (size_t)n != 4 + first || total > CONN_MAX_MESSAGE)
+        return tk__error(TK_EDECODE, "malformed message on the connection: bad frame header");
+    if (total == first) {
+        *enc = c->rbuf + 4;
+        *len = total;
+        return 0;
+    }
+    *heap = tk__malloc(total);
+    if (!*heap)
+        return TK_ENOMEM;
+    memcpy(*heap, c->rbuf + 4, first);
+    *enc = *heap;
+    *len = total;
+    return recv_rest(c, *heap, first, total);
+}
+
+TK_API int tk_conn_recv(tk_conn *c, tk_args **msg, double timeout)
+{
+    if (msg)
+        *msg = NULL;
+    if (!c || !msg)
+        return tk__error(TK_EINVAL, "tk_conn_recv: NULL argument");
+    if (!c->readable)
+        return tk__error(TK_EPERM, "connection is write-only");
+    tk__deadline d;
+    int r = tk__deadline_init(&d, timeout, "tk_conn_recv");
+    if (r < 0)
+        return r;
+    pthread_mutex_lock(&c->recv_lock);
+    if (!c->rbuf && !(c->rbuf = tk__malloc(CONN_RECORD))) {
+        pthread_mutex_unlock(&c->recv_lock);
+        return TK_ENOMEM;
+    }
+    const unsigned char *enc = NULL;
+    unsigned char *heap = NULL;
+    size_t len = 0;
+    r = recv_frame(c, &d, &enc, &len, &heap);
+    if (r == 0) {
+        tk_kwargs *kw = NULL;
+        r = tk_args_decode(enc, len, msg, &kw);
+        tk_kwargs_free(kw);
+    }
+    pthread_mutex_unlock(&c->recv_lock);
+    tk__free(heap);
+    return r;
+}
+
+TK_API int tk_conn_poll(tk_conn *c, double timeout)
+{
+    if (!c)
+        return tk__error(TK_EINVAL, "tk_conn_poll: NULL connection");
+    if (!c->readable)
+        return tk__error(TK_EPERM, "connection is write-only");
+    tk__deadline d;
+    int r = tk__deadline_init(&d, timeout, "tk_conn_poll");
+    if (r < 0)
+        return r;
+    struct pollfd pfd[2] = {{.fd = c->fd, .events = POLLIN}};
+    r = tk__wait_fds(pfd, 1, TK__WAIT_CANCEL, &d);
+    if (r == TK_ETIMEDOUT)
+        return 0;
+    if (r == TK_ECANCELED)
+        return tk__error(r, "poll interrupted: a stop was requested");
+    return r < 0 ? r : 1;
+}
+
+TK_API int tk_conn_fileno(const tk_conn *c)
+{
+    return c ? c->fd : -1;
+}
+
+TK_API void tk_conn_close(tk_conn *c)
+{
+    if (!c)
+        return;
+    close(c->fd);
+    pthread_mutex_destroy(&c->send_lock);
+    pthread_mutex_destroy(&c->recv_lock);
+    tk__free(c->rbuf);
+    tk__free(c);
+}

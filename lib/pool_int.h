@@ -1,0 +1,137 @@
+/*
+ * pool_int.h - what future.c, pool.c (thread pools, map, registry) and
+ * procpool.c (process pools) share.
+ *
+ * Lock order: pools_lock (pool.c) -> tk_pool.lock -> tk_future.cb_lock.
+ */
+#ifndef TK_POOL_INT_H
+#define TK_POOL_INT_H
+
+#include <pthread.h>
+
+#include "internal.h"
+#include "taskkit/pool.h"
+
+enum { TK__F_PENDING, TK__F_RUNNING, TK__F_CANCELLING, TK__F_DONE };
+
+struct tk__cb {
+    void (*cb)(tk_future *f, void *ud);
+    void *ud;
+    struct tk__cb *next;
+};
+
+struct tk_future {
+    atomic_int refs;           /* the caller's and the pool's */
+    atomic_int state;          /* TK__F_* */
+    _Atomic uint32_t seq;      /* sequence word waiters sleep on */
+    atomic_int waiters;        /* skip the wake-up system call when 0 */
+    atomic_flag cb_lock;       /* guards cbs and pool */
+    int status;                /* valid once DONE */
+    tk_args *result;           /* NULL: empty */
+    char *error;               /* the failed task's text, or NULL */
+    struct tk__cb *cbs;
+    tk_pool *pool;             /* while not done: for interrupt */
+    bool cancelled;            /* cancelled before it started */
+    bool interrupted;          /* process pools: the worker was killed for it */
+    /* The task. A chunk (map) has nitems bags at items[] and writes its
+     * results to results[]; a submitted call has one bag in args. */
+    tk_task fn;
+    tk_args *args;
+    tk_kwargs *kwargs;
+    size_t nitems;
+    tk_args **items;
+    tk_args **results;
+    size_t fail_index;         /* chunk: the first failed item */
+    void *enc;                 /* process pools: the encoded task frame */
+    size_t enc_len;
+    tk_future *next;           /* the pool's queue */
+};
+
+/* A new future with refs 2 (caller + pool), state PENDING. Takes args and
+ * kwargs (frees them on failure). */
+tk_future *tk__future_new(tk_task fn, tk_args *args, tk_kwargs *kwargs);
+/* Drops one reference. */
+void tk__future_unref(tk_future *f);
+/* Marks a RUNNING future done with status/result/error (taken) and runs
+ * its callbacks in the calling thread. Does not drop the pool's ref. */
+void tk__future_finish(tk_future *f, int status, tk_args *result, char *error);
+/* Cancels a PENDING future; true if this call cancelled it. */
+bool tk__future_cancel_pending(tk_future *f);
+/* Waits for DONE; `flags` as for tk__futex_wait (TK__WAIT_CANCEL or 0). */
+int tk__future_wait(tk_future *f, unsigned flags, const tk__deadline *d);
+/* Frees the task's inputs once run (or never to be run). */
+void tk__future_drop_inputs(tk_future *f);
+
+/* Shared, never-modified empty bags (NULL only when out of memory). */
+const tk_args *tk__empty_args(void);
+const tk_kwargs *tk__empty_kwargs(void);
+
+/* Runs a future's task (or chunk) in this process and finishes it. */
+void tk__future_run(tk_future *f, tk_args **scratch);
+/* A task's error text after it failed: a copy of tk_last_error() or of a
+ * fallback naming the status. */
+char *tk__task_error_text(int status);
+
+/* ------------------------------------------------------------------ pool */
+
+struct tk__tworker {
+    tk_pool *pool;
+    pthread_t th;
+    int index;
+    struct tk__stop stop;  /* per-task stop: reset after every task */
+    tk_future *current;    /* guarded by pool->lock */
+    tk_args *scratch;      /* an empty result bag kept between tasks */
+    /* Parking: an idle worker sleeps on its own word; a submitter that
+     * finds it parked unparks it (pool lock held) and then wakes it, so
+     * each wake-up system call goes to a worker that really sleeps, and at
+     * most once. */
+    _Atomic uint32_t wake_seq;
+    bool parked;                      /* guarded by pool->lock */
+    struct tk__tworker *next_parked;  /* guarded by pool->lock */
+};
+
+struct tk__pp; /* process pool state (procpool.c) */
+
+struct tk_pool {
+    tk_pool_kind kind;
+    int nworkers;
+    int id;
+    pid_t owner;
+    atomic_int refs;        /* the user's and the end-of-program snapshot's */
+    pthread_mutex_t lock;
+    pthread_mutex_t join_lock;
+    tk_future *head, *tail; /* submitted, not started */
+    size_t queued;
+    /* Mirrors of `queued` and `shutdown`, written under the lock, read
+     * without it by workers spinning before they park. */
+    atomic_size_t queued_hint;
+    atomic_bool stopping;
+    struct tk__tworker *parked; /* thread pools: parked workers (a stack) */
+    bool shutdown;          /* refuse new work; workers leave when drained */
+    bool joined;
+    tk_target init;
+    tk_args *initargs;
+    struct tk__tworker *tw;
+    struct tk__pp *pp;
+    tk_pool *next_live;     /* the registry (pool.c) */
+};
+
+/* The pool whose worker (or result thread) is the calling thread. */
+extern __thread tk_pool *tk__current_pool;
+
+void tk__pool_lock(tk_pool *p);
+void tk__pool_unlock(tk_pool *p);
+/* Pops the oldest queued future (pool lock held), or NULL. */
+tk_future *tk__pool_pop(tk_pool *p);
+/* Blocks the calling thread's asynchronous signals, saving the old mask. */
+void tk__block_signals(sigset_t *old);
+
+/* Process pools. */
+int tk__pp_start(tk_pool *p);
+int tk__pp_encode(tk_future *f);        /* builds f->enc from its inputs */
+void tk__pp_notify(tk_pool *p);         /* pool lock held: new work or shutdown */
+void tk__pp_join(tk_pool *p);
+void tk__pp_free(tk_pool *p);
+int tk__pp_interrupt(tk_pool *p, tk_future *f); /* pool lock held */
+
+#endif /* TK_POOL_INT_H */

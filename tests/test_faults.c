@@ -1,0 +1,840 @@
+/*
+ * test_faults.c - fault injection: every public function that allocates is
+ * run once per allocation point with that allocation failing, and every
+ * system resource the library needs is taken away once.
+ *
+ * Allocation sweeps (fault_sweep): a scenario sets its object up, arms the
+ * hook (tk__fault_set: the n-th allocation from now fails), makes the call,
+ * disarms, checks the outcome and frees everything. The sweep runs it for
+ * n = 1, 2, ... until the call no longer reaches an n-th allocation, and
+ * checks each time that
+ *   - the call failed with TK_ENOMEM and said so in tk_last_error(),
+ *   - no heap block leaked: the program is linked with the allocator
+ *     wrapped (mk/reliability.mk: -Wl,--wrap=malloc ...), so the test counts
+ *     the library's live blocks before and after, in every build, not only
+ *     under ASan and valgrind,
+ *   - the object the call worked on is unchanged and still usable (each
+ *     scenario checks that itself),
+ * and that the final, fault-free run succeeds.
+ *
+ * System faults run in a forked child (so limits and uid changes do not
+ * leak into the other tests) and check the error code, the message and
+ * that no descriptor, zombie or thread is left behind.
+ */
+#include "common/testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <grp.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "taskkit.h"
+
+/* ---------------------------------------------------- allocation counting */
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t c, size_t n);
+void *__real_realloc(void *p, size_t n);
+void __real_free(void *p);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t c, size_t n);
+void *__wrap_realloc(void *p, size_t n);
+void __wrap_free(void *p);
+
+static atomic_long live_blocks;
+
+void *__wrap_malloc(size_t n)
+{
+    void *p = __real_malloc(n);
+    if (p)
+        atomic_fetch_add(&live_blocks, 1);
+    return p;
+}
+
+void *__wrap_calloc(size_t c, size_t n)
+{
+    void *p = __real_calloc(c, n);
+    if (p)
+        atomic_fetch_add(&live_blocks, 1);
+    return p;
+}
+
+void *__wrap_realloc(void *p, size_t n)
+{
+    void *q = __real_realloc(p, n);
+    if (q && !p)
+        atomic_fetch_add(&live_blocks, 1);
+    else if (!q && p && n == 0)
+        atomic_fetch_sub(&live_blocks, 1);
+    return q;
+}
+
+void __wrap_free(void *p)
+{
+    if (p)
+        atomic_fetch_sub(&live_blocks, 1);
+    __real_free(p);
+}
+
+/* ---------------------------------------------------------------- sweeps */
+
+static long fire_at;     /* the allocation the current run makes fail */
+static long allocs_seen; /* allocations the armed call made, -1 if never disarmed */
+static long total_faults; /* allocation failures injected by the whole program */
+
+static void arm(void)
+{
+    tk__fault_set(fire_at); /* 0 (the warm-up) arms nothing */
+}
+
+static void disarm(void)
+{
+    allocs_seen = tk__fault_allocs();
+    tk__fault_set(0);
+}
+
+/* A scenario returns the armed call's result (0 or a negative code; for a
+ * constructor: 0 or tk_last_error_code()). */
+typedef int (*scenario)(void);
+
+static long fault_sweep(const char *what, scenario run)
+{
+    /* A warm-up run without a fault lets the runtime make its lazily
+     * created, process-lifetime state (the main thread's handle, say), which
+     * must not count as a leak of the call under test. */
+    fire_at = 0;
+    allocs_seen = -1;
+    if (run() != 0)
+        fail_msg("%s: failed without a fault: %s", what, tk_last_error());
+    for (long n = 1; n < 10000; n++) {
+        fire_at = n;
+        allocs_seen = -1;
+        long before = atomic_load(&live_blocks);
+        int rc = run();
+        long after = atomic_load(&live_blocks);
+        if (allocs_seen < 0)
+            fail_msg("%s: the scenario never disarmed", what);
+        if (after != before)
+            fail_msg("%s: failing allocation %ld leaked %ld block(s)", what, n,
+                     after - before);
+        if (allocs_seen < n) { /* no n-th allocation: this run had no fault */
+            if (rc != 0)
+                fail_msg("%s: failed without a fault: %s", what, tk_last_error());
+            total_faults += n - 1;
+            print_message("%s: %ld allocation point(s) failed cleanly\n", what, n - 1);
+            return n - 1;
+        }
+        if (rc != TK_ENOMEM || tk_last_error_code() != TK_ENOMEM)
+            fail_msg("%s: failing allocation %ld gave %s (%s), not TK_ENOMEM", what, n,
+                     tk_err_name(rc), tk_last_error());
+        if (strstr(tk_last_error(), "out of memory") == NULL)
+            fail_msg("%s: failing allocation %ld: message '%s'", what, n, tk_last_error());
+    }
+    fail_msg("%s: never finished", what);
+    return -1;
+}
+
+/* For constructors: the call's outcome as a code. */
+static int ctor_rc(const void *obj)
+{
+    return obj ? 0 : tk_last_error_code();
+}
+
+/* ------------------------------------------------------------------ args */
+
+static const char *long_str =
+    "a string long enough to leave the bag's inline arena and go to the heap";
+
+/* An args bag with every type, some values on the heap. */
+static tk_args *full_args(void)
+{
+    tk_args *a = tk_args_of("i l d ? s z y n", 1, (int64_t)2, 3.0, 1, long_str,
+                            (const char *)NULL, "bytes", (size_t)5);
+    assert_non_null(a);
+    for (int i = 0; i < 6; i++) /* grow past the inline slots */
+        assert_int_equal(tk_args_add_str(a, long_str), 0);
+    return a;
+}
+
+static tk_kwargs *full_kwargs(void)
+{
+    tk_kwargs *k = tk_kwargs_of("num:i, name:s, verbose:?, data:y, ratio:d, none:n", 3,
+                                long_str, 1, "xyz", (size_t)3, 0.5);
+    assert_non_null(k);
+    char key[80];
+    for (int i = 0; i < 6; i++) {
+        snprintf(key, sizeof key, "a_rather_long_keyword_name_that_needs_the_heap_%d", i);
+        assert_int_equal(tk_kwargs_set_str(k, key, long_str), 0);
+    }
+    return k;
+}
+
+static int sc_args_new(void)
+{
+    arm();
+    tk_args *a = tk_args_new();
+    disarm();
+    int rc = ctor_rc(a);
+    tk_args_free(a);
+    return rc;
+}
+
+static int sc_args_of(void)
+{
+    arm();
+    tk_args *a = tk_args_of("i s s y d n", 1, long_str, long_str, long_str, (size_t)40, 2.0);
+    disarm();
+    int rc = ctor_rc(a);
+    if (a)
+        assert_int_equal(tk_args_len(a), 6);
+    tk_args_free(a);
+    return rc;
+}
+
+static int sc_args_copy(void)
+{
+    tk_args *src = full_args();
+    arm();
+    tk_args *c = tk_args_copy(src);
+    disarm();
+    int rc = ctor_rc(c);
+    if (c) {
+        assert_int_equal(tk_args_len(c), tk_args_len(src));
+        const char *s = NULL;
+        assert_int_equal(tk_args_get_str(c, 4, &s), 0);
+        assert_string_equal(s, long_str);
+    }
+    tk_args_free(c);
+    tk_args_free(src);
+    return rc;
+}
+
+/* Adds to a bag whose slots and arena are full, so the add must allocate;
+ * on failure the bag keeps its values and takes the next add. */
+static int sc_args_add(int kind)
+{
+    tk_args *a = tk_args_of("iiii", 1, 2, 3, 4);
+    assert_non_null(a);
+    arm();
+    int rc;
+    switch (kind) {
+    case 0: rc = tk_args_add_str(a, long_str); break;
+    case 1: rc = tk_args_add_bytes(a, long_str, strlen(long_str)); break;
+    case 2: rc = tk_args_add_int(a, 5); break;
+    case 3: rc = tk_args_add_float(a, 5.0); break;
+    case 4: rc = tk_args_add_bool(a, true); break;
+    case 5: rc = tk_args_add_none(a); break;
+    default: rc = tk_args_add_ptr(a, a); break;
+    }
+    disarm();
+    assert_int_equal(tk_args_len(a), rc == 0 ? 5 : 4);
+    int64_t v = 0;
+    assert_int_equal(tk_args_get_int(a, 3, &v), 0);
+    assert_int_equal(v, 4);
+    assert_int_equal(tk_args_add_str(a, long_str), 0); /* still usable */
+    tk_args_free(a);
+    return rc;
+}
+
+static int sc_args_add_str(void) { return sc_args_add(0); }
+static int sc_args_add_bytes(void) { return sc_args_add(1); }
+static int sc_args_add_int(void) { return sc_args_add(2); }
+static int sc_args_add_float(void) { return sc_args_add(3); }
+static int sc_args_add_bool(void) { return sc_args_add(4); }
+static int sc_args_add_none(void) { return sc_args_add(5); }
+static int sc_args_add_ptr(void) { return sc_args_add(6); }
+
+static int sc_args_from(void)
+{
+    tk_value vals[6] = {
+        {.type = TK_TYPE_INT, .v.i = 1},
+        {.type = TK_TYPE_STR, .v.s = long_str},
+        {.type = TK_TYPE_BYTES, .n = 30, .v.y = long_str},
+        {.type = TK_TYPE_FLOAT, .v.f = 1.5},
+        {.type = TK_TYPE_STR, .v.s = long_str},
+        {.type = TK_TYPE_NONE},
+    };
+    arm();
+    tk_args *a = tk_args_from(vals, 6);
+    disarm();
+    int rc = ctor_rc(a);
+    tk_args_free(a);
+    return rc;
+}
+
+static int sc_kwargs_new(void)
+{
+    arm();
+    tk_kwargs *k = tk_kwargs_new();
+    disarm();
+    int rc = ctor_rc(k);
+    tk_kwargs_free(k);
+    return rc;
+}
+
+static int sc_kwargs_of(void)
+{
+    arm();
+    tk_kwargs *k = tk_kwargs_of(
+        "num:i, name:s, a_rather_long_keyword_name_that_needs_the_heap_to_be_stored:s, "
+        "blob:y, x:d",
+        3, long_str, long_str, long_str, (size_t)50, 1.0);
+    disarm();
+    int rc = ctor_rc(k);
+    if (k)
+        assert_int_equal(tk_kwargs_len(k), 5);
+    tk_kwargs_free(k);
+    return rc;
+}
+
+static int sc_kwargs_copy(void)
+{
+    tk_kwargs *src = full_kwargs();
+    arm();
+    tk_kwargs *c = tk_kwargs_copy(src);
+    disarm();
+    int rc = ctor_rc(c);
+    if (c)
+        assert_int_equal(tk_kwargs_len(c), tk_kwargs_len(src));
+    tk_kwargs_free(c);
+    tk_kwargs_free(src);
+    return rc;
+}
+
+/* Sets into a full bag: new long key (insert) or existing key (replace). */
+static int sc_kwargs_set(int kind)
+{
+    tk_kwargs *k = tk_kwargs_of("a:i, b:i, c:i, d:i", 1, 2, 3, 4);
+    assert_non_null(k);
+    const char *newkey = "a_rather_long_keyword_name_that_needs_the_heap_to_be_stored";
+    arm();
+    int rc;
+    switch (kind) {
+    case 0: rc = tk_kwargs_set_str(k, newkey, long_str); break;
+    case 1: rc = tk_kwargs_set_bytes(k, newkey, long_str, 20); break;
+    case 2: rc = tk_kwargs_set_int(k, newkey, 5); break;
+    case 3: rc = tk_kwargs_set_float(k, newkey, 5.0); break;
+    case 4: rc = tk_kwargs_set_bool(k, newkey, false); break;
+    case 5: rc = tk_kwargs_set_none(k, newkey); break;
+    case 6: rc = tk_kwargs_set_ptr(k, newkey, k); break;
+    default: rc = tk_kwargs_set_str(k, "b", long_str); break; /* replace in place */
+    }
+    disarm();
+    if (kind == 7) {
+        assert_int_equal(tk_kwargs_len(k), 4);
+        assert_int_equal(tk_kwargs_type(k, "b"), rc == 0 ? TK_TYPE_STR : TK_TYPE_INT);
+    } else {
+        assert_int_equal(tk_kwargs_len(k), rc == 0 ? 5 : 4);
+        assert_int_equal(tk_kwargs_has(k, newkey), rc == 0);
+    }
+    assert_string_equal(tk_kwargs_key(k, 1), "b"); /* order kept */
+    assert_int_equal(tk_kwargs_set_str(k, "again", long_str), 0);
+    tk_kwargs_free(k);
+    return rc;
+}
+
+static int sc_kwargs_set_str(void) { return sc_kwargs_set(0); }
+static int sc_kwargs_set_bytes(void) { return sc_kwargs_set(1); }
+static int sc_kwargs_set_int(void) { return sc_kwargs_set(2); }
+static int sc_kwargs_set_float(void) { return sc_kwargs_set(3); }
+static int sc_kwargs_set_bool(void) { return sc_kwargs_set(4); }
+static int sc_kwargs_set_none(void) { return sc_kwargs_set(5); }
+static int sc_kwargs_set_ptr(void) { return sc_kwargs_set(6); }
+static int sc_kwargs_replace(void) { return sc_kwargs_set(7); }
+
+static int sc_kwargs_del(void)
+{
+    tk_kwargs *k = full_kwargs();
+    size_t n = tk_kwargs_len(k);
+    arm();
+    int rc = tk_kwargs_del(k, "name");
+    disarm();
+    assert_int_equal(tk_kwargs_len(k), rc == 0 ? n - 1 : n);
+    tk_kwargs_free(k);
+    return rc;
+}
+
+static int sc_encode(void)
+{
+    tk_args *a = full_args();
+    tk_kwargs *k = full_kwargs();
+    void *buf = (void *)1;
+    size_t len = 7;
+    arm();
+    int rc = tk_args_encode(a, k, &buf, &len);
+    disarm();
+    if (rc == 0)
+        free(buf);
+    tk_args_free(a);
+    tk_kwargs_free(k);
+    return rc;
+}
+
+static int sc_decode(void)
+{
+    tk_args *a = full_args();
+    tk_kwargs *k = full_kwargs();
+    void *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(tk_args_encode(a, k, &buf, &len), 0);
+    tk_args *da = (tk_args *)1;
+    tk_kwargs *dk = (tk_kwargs *)1;
+    arm();
+    int rc = tk_args_decode(buf, len, &da, &dk);
+    disarm();
+    if (rc == 0) {
+        assert_int_equal(tk_args_len(da), tk_args_len(a));
+        assert_int_equal(tk_kwargs_len(dk), tk_kwargs_len(k));
+    } else {
+        assert_null(da); /* out bags are NULL on failure (API.md §0) */
+        assert_null(dk);
+    }
+    tk_args_free(da);
+    tk_kwargs_free(dk);
+    free(buf);
+    tk_args_free(a);
+    tk_kwargs_free(k);
+    return rc;
+}
+
+static int sc_bind(void)
+{
+    tk_args *a = tk_args_of("is", 3, long_str);
+    tk_kwargs *k = tk_kwargs_of("verbose:?", 1);
+    int num = 0;
+    const char *name = NULL;
+    bool verbose = false;
+    arm();
+    int rc = tk_bind(a, k, "coding(num:i, name:s=, *, verbose:?=)", &num, &name, &verbose);
+    disarm();
+    assert_int_equal(rc, 0);
+    assert_int_equal(num, 3);
+    tk_args_free(a);
+    tk_kwargs_free(k);
+    return rc;
+}
+
+static void args_allocation_points(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        scenario run;
+    } cases[] = {
+        {"tk_args_new", sc_args_new},
+        {"tk_args_of", sc_args_of},
+        {"tk_args_copy", sc_args_copy},
+        {"tk_args_from", sc_args_from},
+        {"tk_args_add_str", sc_args_add_str},
+        {"tk_args_add_bytes", sc_args_add_bytes},
+        {"tk_args_add_int", sc_args_add_int},
+        {"tk_args_add_float", sc_args_add_float},
+        {"tk_args_add_bool", sc_args_add_bool},
+        {"tk_args_add_none", sc_args_add_none},
+        {"tk_args_add_ptr", sc_args_add_ptr},
+        {"tk_kwargs_new", sc_kwargs_new},
+        {"tk_kwargs_of", sc_kwargs_of},
+        {"tk_kwargs_copy", sc_kwargs_copy},
+        {"tk_kwargs_set_str", sc_kwargs_set_str},
+        {"tk_kwargs_set_bytes", sc_kwargs_set_bytes},
+        {"tk_kwargs_set_int", sc_kwargs_set_int},
+        {"tk_kwargs_set_float", sc_kwargs_set_float},
+        {"tk_kwargs_set_bool", sc_kwargs_set_bool},
+        {"tk_kwargs_set_none", sc_kwargs_set_none},
+        {"tk_kwargs_set_ptr", sc_kwargs_set_ptr},
+        {"tk_kwargs_set_* (replace)", sc_kwargs_replace},
+        {"tk_kwargs_del", sc_kwargs_del},
+        {"tk_args_encode", sc_encode},
+        {"tk_args_decode", sc_decode},
+        {"tk_bind", sc_bind},
+    };
+    long points = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        points += fault_sweep(cases[i].name, cases[i].run);
+    /* Constructors allocate at least once each: the sweep really ran. */
+    assert_true(points >= 20);
+    assert_int_equal(fault_sweep("tk_bind allocates nothing", sc_bind), 0);
+}
+
+/* A builder that fails takes nothing and leaks nothing either when the
+ * failure is the caller's (bad format) rather than memory's. */
+static void failed_builders_leak_nothing(void **state)
+{
+    (void)state;
+    long before = atomic_load(&live_blocks);
+    assert_null(tk_args_of("is q", 1, long_str));
+    assert_int_equal(tk_last_error_code(), TK_EINVAL);
+    assert_null(tk_kwargs_of("a:s, b", long_str));
+    assert_int_equal(tk_last_error_code(), TK_EINVAL);
+    tk_args *da = NULL;
+    tk_kwargs *dk = NULL;
+    assert_int_equal(tk_args_decode("TKAB", 4, &da, &dk), TK_EDECODE);
+    assert_int_equal(atomic_load(&live_blocks), before);
+}
+
+
+/* --------------------------------------------------------------- threads */
+
+static int target_ok(const tk_args *a, const tk_kwargs *k)
+{
+    (void)a;
+    (void)k;
+    return 7;
+}
+
+static int sc_thread_new(void)
+{
+    /* The bags are handed over: the constructor owns them also when it
+     * fails (API.md §0), so they are made before arming and never freed
+     * here. */
+    tk_args *a = tk_args_of("s", long_str);
+    tk_kwargs *k = tk_kwargs_of("name:s", long_str);
+    arm();
+    tk_thread *t = tk_thread_new(target_ok, a, k);
+    disarm();
+    int rc = ctor_rc(t);
+    tk_thread_free(t);
+    return rc;
+}
+
+static int sc_thread_start(void)
+{
+    tk_thread *t = tk_thread_new(target_ok, tk_args_of("s", long_str), NULL);
+    assert_non_null(t);
+    arm();
+    int rc = tk_thread_start(t);
+    disarm();
+    if (rc == 0) {
+        assert_int_equal(tk_thread_join(t, TK_FOREVER), 0);
+        assert_int_equal(tk_thread_result(t), 7);
+    } else {
+        assert_false(tk_thread_is_alive(t));
+    }
+    tk_thread_free(t);
+    return rc;
+}
+
+static int sc_thread_set_name(void)
+{
+    tk_thread *t = tk_thread_new(target_ok, NULL, NULL);
+    assert_non_null(t);
+    char before[64];
+    snprintf(before, sizeof before, "%s", tk_thread_name(t));
+    arm();
+    int rc = tk_thread_set_name(t, long_str);
+    disarm();
+    assert_string_equal(tk_thread_name(t), rc == 0 ? long_str : before);
+    tk_thread_free(t);
+    return rc;
+}
+
+static int sc_timer_new(void)
+{
+    tk_args *a = tk_args_of("s", long_str);
+    arm();
+    tk_thread *t = tk_timer_new(0.0, target_ok, a, NULL);
+    disarm();
+    int rc = ctor_rc(t);
+    tk_thread_free(t);
+    return rc;
+}
+
+static int sc_thread_enumerate(void)
+{
+    tk_thread *out[8];
+    arm();
+    size_t n = tk_thread_enumerate(out, 8);
+    disarm();
+    for (size_t i = 0; i < n && i < 8; i++)
+        tk_thread_free(out[i]);
+    return n >= 1 ? 0 : tk_last_error_code();
+}
+
+static void thread_allocation_points(void **state)
+{
+    (void)state;
+    fault_sweep("tk_thread_new", sc_thread_new);
+    fault_sweep("tk_thread_start", sc_thread_start);
+    fault_sweep("tk_thread_set_name", sc_thread_set_name);
+    fault_sweep("tk_timer_new", sc_timer_new);
+    fault_sweep("tk_thread_enumerate", sc_thread_enumerate);
+}
+
+/* ------------------------------------------------------------------ sync */
+
+static unsigned sync_flags;
+
+static int sc_lock_new(void)
+{
+    arm();
+    tk_lock *l = tk_lock_new(sync_flags);
+    disarm();
+    int rc = ctor_rc(l);
+    if (l) {
+        assert_int_equal(tk_lock_acquire(l, 0), 0);
+        assert_int_equal(tk_lock_release(l), 0);
+    }
+    tk_lock_free(l);
+    return rc;
+}
+
+static int sc_rlock_new(void)
+{
+    arm();
+    tk_rlock *l = tk_rlock_new(sync_flags);
+    disarm();
+    int rc = ctor_rc(l);
+    tk_rlock_free(l);
+    return rc;
+}
+
+static int sc_cond_new(void)
+{
+    arm();
+    tk_cond *c = tk_cond_new(sync_flags);
+    disarm();
+    int rc = ctor_rc(c);
+    if (c) {
+        assert_int_equal(tk_cond_acquire(c, 0), 0);
+        assert_int_equal(tk_cond_wait(c, 0), TK_ETIMEDOUT);
+        assert_int_equal(tk_cond_release(c), 0);
+    }
+    tk_cond_free(c);
+    return rc;
+}
+
+static int sc_cond_new_with_lock(void)
+{
+    tk_lock *l = tk_lock_new(sync_flags);
+    assert_non_null(l);
+    arm();
+    tk_cond *c = tk_cond_new_with_lock(l);
+    disarm();
+    int rc = ctor_rc(c);
+    tk_cond_free(c);
+    /* The lock is the caller's and stays usable whatever happened. */
+    assert_int_equal(tk_lock_acquire(l, 0), 0);
+    assert_int_equal(tk_lock_release(l), 0);
+    tk_lock_free(l);
+    return rc;
+}
+
+static int sc_sem_new(void)
+{
+    arm();
+    tk_sem *x = tk_sem_new(1, sync_flags | TK_BOUNDED);
+    disarm();
+    int rc = ctor_rc(x);
+    tk_sem_free(x);
+    return rc;
+}
+
+static int sc_event_new(void)
+{
+    arm();
+    tk_event *e = tk_event_new(sync_flags);
+    disarm();
+    int rc = ctor_rc(e);
+    tk_event_free(e);
+    return rc;
+}
+
+static int sc_barrier_new(void)
+{
+    arm();
+    tk_barrier *b = tk_barrier_new(3, sync_flags);
+    disarm();
+    int rc = ctor_rc(b);
+    tk_barrier_free(b);
+    return rc;
+}
+
+static void sync_allocation_points(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        scenario run;
+    } cases[] = {
+        {"tk_lock_new", sc_lock_new},
+        {"tk_rlock_new", sc_rlock_new},
+        {"tk_cond_new", sc_cond_new},
+        {"tk_cond_new_with_lock", sc_cond_new_with_lock},
+        {"tk_sem_new", sc_sem_new},
+        {"tk_event_new", sc_event_new},
+        {"tk_barrier_new", sc_barrier_new},
+    };
+    for (unsigned f = 0; f <= TK_SHARED; f += TK_SHARED) {
+        sync_flags = f;
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            char name[64];
+            snprintf(name, sizeof name, "%s(%s)", cases[i].name, f ? "TK_SHARED" : "0");
+            fault_sweep(name, cases[i].run);
+        }
+    }
+}
+
+/* ------------------------------------------------------- system faults */
+
+/* Runs fn in a forked child and returns its exit status (0 = passed). The
+ * child reports failures on stderr; cmocka is not used there. */
+static int in_child(int (*fn)(void))
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(fn());
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+#define CHILD_CHECK(cond)                                                      \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fprintf(stderr, "%s:%d: child check failed: %s (last error: %s)\n", \
+                    __FILE__, __LINE__, #cond, tk_last_error());               \
+            return 1;                                                          \
+        }                                                                      \
+    } while (0)
+
+/* Lowers the soft descriptor limit to what is open now, so the next
+ * descriptor the library asks for is refused with EMFILE. */
+static int exhaust_fds(struct rlimit *saved)
+{
+    if (getrlimit(RLIMIT_NOFILE, saved) != 0)
+        return -1;
+    struct rlimit r = *saved;
+    /* New descriptors take the lowest free number, so the limit must sit
+     * just above the highest one in use. */
+    int highest = 0;
+    for (int fd = 0; fd < 4096; fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            highest = fd;
+    for (int fd = 0; fd < highest; fd++) /* fill the holes below it */
+        if (fcntl(fd, F_GETFD) < 0 && dup(0) < 0)
+            return -1;
+    r.rlim_cur = (rlim_t)highest + 1;
+    return setrlimit(RLIMIT_NOFILE, &r);
+}
+
+/* A cancellable fd wait needs the thread's wake-up descriptor: with no
+ * descriptor left it fails cleanly (EMFILE), and works once one is free. */
+static int child_wait_fds_without_fds(void)
+{
+    struct tk__stop stop;
+    tk__stop_init(&stop);
+    tk__tls()->stop = &stop;
+    int p[2];
+    CHILD_CHECK(pipe(p) == 0);
+    struct rlimit saved;
+    CHILD_CHECK(exhaust_fds(&saved) == 0);
+    int fds_before = tt_count_fds();
+    struct pollfd pf[2] = {{.fd = p[0], .events = POLLIN}};
+    tk__deadline d;
+    tk__deadline_init(&d, 0.01, "test");
+    int rc = tk__wait_fds(pf, 1, TK__WAIT_CANCEL, &d);
+    CHILD_CHECK(rc == TK_EMFILE || rc == -EMFILE);
+    CHILD_CHECK(strstr(tk_last_error(), "stop wake-up descriptor") != NULL);
+    CHILD_CHECK(tt_count_fds() == fds_before);
+    CHILD_CHECK(setrlimit(RLIMIT_NOFILE, &saved) == 0);
+    tk__deadline_init(&d, 0.01, "test");
+    CHILD_CHECK(tk__wait_fds(pf, 1, TK__WAIT_CANCEL, &d) == TK_ETIMEDOUT);
+    tk__tls()->stop = NULL;
+    tk__stop_destroy(&stop);
+    return 0;
+}
+
+static void runtime_fd_exhaustion(void **state)
+{
+    (void)state;
+    assert_int_equal(in_child(child_wait_fds_without_fds), 0);
+}
+
+/* Number of threads in this process (from /proc/self/task). */
+static int count_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* RLIMIT_NPROC counts threads too, but root is exempt from it: a root
+ * child first becomes an unprivileged user (nobody), keeping /proc/self
+ * readable (PR_SET_DUMPABLE). Returns 0 once new threads and processes
+ * are refused. The soft limit can be raised back afterwards. */
+static int refuse_new_tasks(struct rlimit *saved)
+{
+    if (geteuid() == 0 && (setgroups(0, NULL) != 0 || setresgid(65534, 65534, 65534) != 0 ||
+                           setresuid(65534, 65534, 65534) != 0))
+        return -1;
+    prctl(PR_SET_DUMPABLE, 1);
+    if (getrlimit(RLIMIT_NPROC, saved) != 0)
+        return -1;
+    struct rlimit r = *saved;
+    r.rlim_cur = 0;
+    return setrlimit(RLIMIT_NPROC, &r);
+}
+
+/* tk_thread_start with thread creation refused: CPython's "can't start new
+ * thread", TK_EAGAIN, nothing left behind, and the handle is still a clean
+ * unstarted thread that can be freed. */
+static int child_thread_refused(void)
+{
+    tk_thread *t = tk_thread_new(target_ok, tk_args_of("s", long_str), NULL);
+    CHILD_CHECK(t != NULL);
+    struct rlimit saved;
+    CHILD_CHECK(refuse_new_tasks(&saved) == 0);
+    int threads = count_threads(), fds = tt_count_fds();
+    long blocks = atomic_load(&live_blocks);
+    int rc = tk_thread_start(t);
+    CHILD_CHECK(rc == TK_EAGAIN);
+    CHILD_CHECK(strstr(tk_last_error(), "can't start new thread") != NULL);
+    CHILD_CHECK(!tk_thread_is_alive(t));
+    CHILD_CHECK(count_threads() == threads);
+    CHILD_CHECK(tt_count_fds() == fds);
+    CHILD_CHECK(atomic_load(&live_blocks) <= blocks);
+    CHILD_CHECK(setrlimit(RLIMIT_NPROC, &saved) == 0);
+    /* With the limit lifted a new thread starts fine. */
+    tk_thread *u = tk_thread_new(target_ok, NULL, NULL);
+    CHILD_CHECK(u && tk_thread_start(u) == 0 && tk_thread_join(u, TK_FOREVER) == 0);
+    tk_thread_free(u);
+    tk_thread_free(t);
+    return 0;
+}
+
+static void thread_creation_refused(void **state)
+{
+    (void)state;
+    assert_int_equal(in_child(child_thread_refused), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(args_allocation_points),
+        cmocka_unit_test(failed_builders_leak_nothing),
+        cmocka_unit_test(runtime_fd_exhaustion),
+        cmocka_unit_test(thread_allocation_points),
+        cmocka_unit_test(sync_allocation_points),
+        cmocka_unit_test(thread_creation_refused),
+    };
+    int rc = cmocka_run_group_tests_name("faults", tests, NULL, NULL);
+    printf("faults: %ld allocation failures injected\n", total_faults);
+    return rc;
+}
