@@ -575,6 +575,23 @@ static void echild_when_reaped_behind_back(void **state)
     tk_process_free(p);
 }
 
+static void echild_when_sigchld_ignored(void **state)
+{
+    (void)state;
+    signal(SIGCHLD, SIG_IGN); /* the kernel reaps behind libtaskkit's back */
+    tk_process *p = tk_process_new(ret_arg, tk_args_of("i", 3), NULL);
+    int rc = tk_process_start(p);
+    conf_sleep(0.3);
+    int j1 = tk_process_join(p, 10.0);
+    int j2 = tk_process_join(p, 10.0);
+    signal(SIGCHLD, SIG_DFL);
+    ASSERT_RC(rc, 0);
+    ASSERT_RC(j1, TK_ECHILD);
+    ASSERT_RC(j2, 0);
+    assert_false(tk_process_is_alive(p));
+    tk_process_free(p);
+}
+
 /* ----------------------------------------------------------- raw fork */
 
 static void raw_fork_resets_runtime(void **state)
@@ -778,6 +795,7 @@ int main(void)
         cmocka_unit_test(parent_atexit_not_run_in_child),
         cmocka_unit_test(stdio_flushed_before_fork),
         cmocka_unit_test(echild_when_reaped_behind_back),
+        cmocka_unit_test(echild_when_sigchld_ignored),
         cmocka_unit_test(raw_fork_resets_runtime),
         cmocka_unit_test(daemon_killed_when_parent_killed),
         cmocka_unit_test(daemon_survives_starting_thread),
