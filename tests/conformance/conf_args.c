@@ -390,6 +390,11 @@ static void encode_round_trip(void **state)
     assert_string_equal(tk_kwargs_key(dk, 0), "z");
     assert_string_equal(tk_kwargs_key(dk, 1), "a");
     assert_string_equal(tk_kwargs_key(dk, 2), "e");
+    /* kwargs out NULL while the encoding has keyword values: TK_EINVAL */
+    ASSERT_RC(tk_args_encode(a, k, &buf, &len), 0);
+    tk_args *d2 = (tk_args *)&d2;
+    ASSERT_RC(tk_args_decode(buf, len, &d2, NULL), TK_EINVAL);
+    free(buf);
     tk_args_free(a);
     tk_kwargs_free(k);
     tk_args_free(da);

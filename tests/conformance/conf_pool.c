@@ -27,9 +27,20 @@ static int fail_task(const tk_args *a, const tk_kwargs *k, tk_args *res)
     return 3;
 }
 
+/* set by a task as it begins (a kwarg "started": true), so tests can wait
+ * until a task is running instead of guessing with a sleep */
+static tk_event *g_started;
+
+static void wait_started(void)
+{
+    assert_int_equal(tk_event_wait(g_started, 30.0), 0);
+    tk_event_clear(g_started);
+}
+
 static int sleep_task(const tk_args *a, const tk_kwargs *k, tk_args *res)
 {
-    (void)k;
+    if (tk_kwargs_has(k, "started"))
+        tk_event_set(g_started);
     double s = 0;
     tk_args_get_float(a, 0, &s);
     int rc = tk_sleep(s);
@@ -132,9 +143,10 @@ static void shutdown_refuses_work(void **state)
 {
     (void)state;
     tk_pool *p = tk_pool_new(TK_POOL_THREADS, 1);
-    tk_future *run = tk_pool_submit(p, sleep_task, tk_args_of("dl", 0.4, (int64_t)1), NULL);
+    tk_future *run = tk_pool_submit(p, sleep_task, tk_args_of("dl", 0.4, (int64_t)1),
+                                    tk_kwargs_of("started:?", 1));
     tk_future *pend = tk_pool_submit(p, sleep_task, tk_args_of("dl", 0.0, (int64_t)2), NULL);
-    conf_sleep(0.1);
+    wait_started();
     ASSERT_RC(tk_pool_shutdown(p, true, true), 0);
     /* the running one finished, the pending one was cancelled */
     ASSERT_RC(tk_future_result(run, 0, NULL), 0);
@@ -166,10 +178,11 @@ static void cancel_and_wait_any(void **state)
     (void)state;
     tk_pool *p = tk_pool_new(TK_POOL_THREADS, 1);
     tk_future *fs[3];
-    fs[0] = tk_pool_submit(p, sleep_task, tk_args_of("dl", 0.5, (int64_t)0), NULL);
+    fs[0] = tk_pool_submit(p, sleep_task, tk_args_of("dl", 0.5, (int64_t)0),
+                           tk_kwargs_of("started:?", 1));
     fs[1] = tk_pool_submit(p, sleep_task, tk_args_of("dl", 0.0, (int64_t)1), NULL);
     fs[2] = tk_pool_submit(p, sleep_task, tk_args_of("dl", 0.0, (int64_t)2), NULL);
-    conf_sleep(0.1);
+    wait_started();
     assert_false(tk_future_done(fs[0]));
     assert_int_equal(tk_future_status(fs[0]), TK_EXITCODE_NONE);
     assert_false(tk_future_cancel(fs[0])); /* running */
@@ -262,6 +275,7 @@ static int stop_aware_task(const tk_args *a, const tk_kwargs *k, tk_args *res)
 {
     (void)a;
     (void)k;
+    tk_event_set(g_started);
     int rc = tk_sleep(20.0);
     tk_args_add_bool(res, tk_stop_requested());
     return rc == TK_ECANCELED ? 5 : 0;
@@ -275,7 +289,7 @@ static void interrupt_running(void **state)
     tk_future *f = tk_pool_submit(p, stop_aware_task, NULL, NULL);
     tk_future *next = tk_pool_submit(p, add_task, tk_args_of("i", 8), NULL);
     ASSERT_RC(tk_future_interrupt(next), TK_ESTATE); /* pending */
-    conf_sleep(0.2);
+    wait_started();
     double t0 = conf_now();
     ASSERT_RC(tk_future_interrupt(f), 0);
     ASSERT_RC(tk_future_wait(f, 10.0), 0);
@@ -415,6 +429,7 @@ static void initializer_runs_first(void **state)
 int main(void)
 {
     CONF_MAIN_GUARD();
+    g_started = tk_event_new(0);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(thread_pool_submit),
         cmocka_unit_test(process_pool_submit),

@@ -205,19 +205,28 @@ static void shared_queue_across_fork(void **state)
     void *pv;
     ASSERT_RC(tk_args_get_ptr(p, 0, &pv), 0);
     tk_args_free(p);
+    tk_queue *back = tk_queue_new(0, TK_SHARED); /* parent -> child */
+    int *diag = tk_shm_alloc(4 * sizeof(int));
+    char *dmsg = tk_shm_alloc(256);
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
         int bad = 0;
         for (int i = 0; i < 100; i++) {
             tk_args *a = tk_args_of("is", i, "payload");
-            if (tk_queue_put(q, a, 10.0) != 0) {
+            int prc = tk_queue_put(q, a, 10.0);
+            if (prc != 0) {
+                if (!bad) {
+                    diag[0] = prc;
+                    diag[1] = i;
+                    snprintf(dmsg, 256, "%s", tk_last_error());
+                }
                 tk_args_free(a);
                 bad = 1;
             }
         }
         tk_args *a = NULL;
-        if (tk_queue_get(q, &a, 10.0) != 0 || item_int(a) != -1)
+        if (tk_queue_get(back, &a, 10.0) != 0 || item_int(a) != -1)
             bad |= 2;
         tk_args_free(a);
         _exit(bad); /* no feeder thread: nothing is lost */
@@ -231,8 +240,14 @@ static void shared_queue_across_fork(void **state)
         assert_string_equal(s, "payload");
         tk_args_free(a);
     }
-    ASSERT_RC(tk_queue_put(q, tk_args_of("i", -1), 10.0), 0);
-    assert_int_equal(child_wait(pid), 0);
+    ASSERT_RC(tk_queue_put(back, tk_args_of("i", -1), 10.0), 0);
+    int crc = child_wait(pid);
+    if (crc != 0)
+        fail_msg("child: status %d; put #%d returned %d (%s) \"%s\"", crc, diag[1], diag[0],
+                 tk_err_name(diag[0]), dmsg);
+    tk_shm_free(diag);
+    tk_shm_free(dmsg);
+    tk_queue_free(back);
     tk_queue_free(q);
 }
 

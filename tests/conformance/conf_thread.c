@@ -569,6 +569,93 @@ static void completable_wait_completes_after_stop(void **state)
     tk_event_free(cp.ev);
 }
 
+/* more cancellation points: *_wait_any, future wait/result, shared queue get */
+static tk_process *g_proc;
+static tk_future *g_fut;
+static tk_queue *g_sq;
+static int g_which;
+
+static int proc_sleeper(const tk_args *a, const tk_kwargs *k)
+{
+    (void)a;
+    (void)k;
+    conf_sleep(20.0);
+    return 0;
+}
+
+static int task_sleeper(const tk_args *a, const tk_kwargs *k, tk_args *r)
+{
+    (void)a;
+    (void)k;
+    (void)r;
+    return tk_sleep(3.0);
+}
+
+static int waiter2(const tk_args *a, const tk_kwargs *k)
+{
+    (void)a;
+    (void)k;
+    tk_process *ps[1] = {g_proc};
+    tk_future *fs[1] = {g_fut};
+    tk_args *it = NULL;
+    int rc = 99;
+    switch (g_which) {
+    case 0: rc = tk_process_wait_any(ps, 1, TK_FOREVER); break;
+    case 1: rc = tk_future_wait(g_fut, TK_FOREVER); break;
+    case 2: rc = tk_future_result(g_fut, TK_FOREVER, NULL); break;
+    case 3: rc = tk_future_wait_any(fs, 1, TK_FOREVER); break;
+    case 4: rc = tk_queue_get(g_sq, &it, TK_FOREVER); break;
+    case 5: rc = tk_sleep(1e300); break;
+    }
+    tk_args_free(it);
+    return rc;
+}
+
+static void stop_wakes_more_cancellation_points(void **state)
+{
+    (void)state;
+    const char *names[] = {"tk_process_wait_any", "tk_future_wait", "tk_future_result",
+                           "tk_future_wait_any", "shared queue get", "tk_sleep(1e300)"};
+    g_proc = tk_process_new(proc_sleeper, NULL, NULL);
+    ASSERT_RC(tk_process_start(g_proc), 0);
+    tk_pool *pool = tk_pool_new(TK_POOL_THREADS, 1);
+    g_fut = tk_pool_submit(pool, task_sleeper, NULL, NULL);
+    g_sq = tk_queue_new(0, TK_SHARED);
+    for (g_which = 0; g_which < 6; g_which++) {
+        tk_thread *t = tk_thread_new(waiter2, NULL, NULL);
+        ASSERT_RC(tk_thread_start(t), 0);
+        conf_sleep(0.15);
+        ASSERT_RC(tk_thread_stop(t), 0);
+        if (tk_thread_join(t, 5.0) != 0)
+            fail_msg("%s: not woken by tk_thread_stop", names[g_which]);
+        if (tk_thread_result(t) != TK_ECANCELED)
+            fail_msg("%s returned %d, expected TK_ECANCELED", names[g_which],
+                     tk_thread_result(t));
+        tk_thread_free(t);
+    }
+    ASSERT_RC(tk_process_kill(g_proc), 0);
+    ASSERT_RC(tk_process_join(g_proc, 10.0), 0);
+    tk_process_free(g_proc);
+    tk_future_interrupt(g_fut);
+    tk_future_free(g_fut);
+    tk_pool_free(pool);
+    tk_queue_free(g_sq);
+}
+
+static void timer_negative_interval_fires_at_once(void **state)
+{
+    (void)state;
+    atomic_store(&timer_runs, 0);
+    tk_thread *t = tk_timer_new(-5.0, timer_target, tk_args_of("i", 3), NULL);
+    double t0 = conf_now();
+    ASSERT_RC(tk_thread_start(t), 0);
+    ASSERT_RC(tk_thread_join(t, 10.0), 0);
+    assert_true(conf_now() - t0 < 3.0);
+    assert_int_equal(tk_thread_result(t), 3);
+    assert_int_equal(atomic_load(&timer_runs), 1);
+    tk_thread_free(t);
+}
+
 int main(void)
 {
     CONF_MAIN_GUARD();
@@ -588,6 +675,8 @@ int main(void)
         cmocka_unit_test(timers),
         cmocka_unit_test(stop_wakes_cancellation_points),
         cmocka_unit_test(completable_wait_completes_after_stop),
+        cmocka_unit_test(stop_wakes_more_cancellation_points),
+        cmocka_unit_test(timer_negative_interval_fires_at_once),
     };
     return cmocka_run_group_tests_name("conformance: §4 threads", tests, NULL, NULL);
 }
