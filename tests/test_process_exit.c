@@ -33,6 +33,16 @@ static int64_t arg_int(const tk_args *a, size_t i)
     return v;
 }
 
+/* Set by a child once it has printed its pid (shared with the mode). */
+static int *started;
+
+static void wait_started(void)
+{
+    double end = tt_now() + slow(10);
+    while (!__atomic_load_n(started, __ATOMIC_ACQUIRE) && tt_now() < end)
+        usleep(1000);
+}
+
 /* Prints its pid, sleeps arg ms, prints "<tag> done". */
 static int t_sleep_print(const tk_args *a, const tk_kwargs *k)
 {
@@ -41,6 +51,8 @@ static int t_sleep_print(const tk_args *a, const tk_kwargs *k)
     tk_args_get_str(a, 1, &tag);
     printf("pid %d\n", (int)getpid());
     fflush(stdout);
+    if (started)
+        __atomic_store_n(started, 1, __ATOMIC_RELEASE);
     usleep((useconds_t)arg_int(a, 0) * 1000);
     printf("%s done\n", tag);
     return 0;
@@ -94,19 +106,27 @@ static int mode_detached_joined(void)
     return 0;
 }
 
+static void share_started(void)
+{
+    started = mmap(NULL, sizeof *started, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+}
+
 static int mode_daemon_terminated(void)
 {
     atexit(say_atexit);
+    share_started();
     start(t_sleep_print, tk_args_of("is", 30000, "daemon"), true);
-    usleep(100000); /* let it print its pid */
+    wait_started(); /* it has printed its pid */
     return 0;
 }
 
 static int mode_daemon_blocks_term(void)
 {
     atexit(say_atexit);
+    share_started();
     start(t_block_term, tk_args_of("is", 30000, "stubborn"), true);
-    usleep(100000);
+    wait_started(); /* SIGTERM is blocked by now */
     return 0;
 }
 
@@ -271,18 +291,19 @@ static int t_wait_gate(const tk_args *a, const tk_kwargs *k)
     return 7;
 }
 
-static bool under_valgrind(void)
+/* Under valgrind and TSan a fork is slow and every child runs the tool's
+ * exit checks: 500 children would take minutes. */
+static bool heavy_forks(void)
 {
     const char *m = getenv("TK_TEST_MODE");
-    return m && strcmp(m, "valgrind") == 0;
+    return m && (strcmp(m, "valgrind") == 0 || strcmp(m, "tsan") == 0);
 }
 
 static int many_children(bool fallback)
 {
     enum { MAX = 500 };
-    /* Under valgrind every child runs a leak check at exit: 500 would take
-     * minutes, so fewer there (the limit is exercised by the other builds). */
-    const int N = under_valgrind() ? 60 : MAX;
+    /* fewer under the heavy tools; the limit is exercised by the other builds */
+    const int N = heavy_forks() ? 60 : MAX;
     struct rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);
     rl.rlim_cur = 1024; /* the soft limit: valgrind refuses to touch the hard one */
@@ -447,7 +468,7 @@ static void parent_killed_leaves_no_daemonic_orphan(void **state)
 static void five_hundred_children_under_1024_fds(void **state)
 {
     (void)state;
-    const char *ok = under_valgrind() ? "60 ok\n" : "500 ok\n";
+    const char *ok = heavy_forks() ? "60 ok\n" : "500 ok\n";
     assert_int_equal(run_mode("many-pidfd", 300, NULL), 0);
     assert_non_null(strstr(out, ok));
     assert_int_equal(run_mode("many-pipe", 300, NULL), 0);
