@@ -931,40 +931,6 @@ static void pidfd_selection(void **state)
         close(fd);
 }
 
-static void performance_close_to_raw_fork(void **state)
-{
-    (void)state;
-    if (tt_slow_mode())
-        skip();
-    const int n = 200;
-    double best_raw = 1e9, best_tk = 1e9;
-    for (int round = 0; round < 3; round++) {
-        double t0 = tt_now();
-        for (int i = 0; i < n; i++) {
-            pid_t pid = fork();
-            if (pid == 0)
-                _exit(0);
-            int st;
-            waitpid(pid, &st, 0);
-        }
-        double raw = tt_now() - t0;
-        t0 = tt_now();
-        for (int i = 0; i < n; i++) {
-            tk_process *p = tk_process_new(t_nop, NULL, NULL);
-            tk_process_start(p);
-            tk_process_join(p, TK_FOREVER);
-            tk_process_free(p);
-        }
-        double tk = tt_now() - t0;
-        best_raw = raw < best_raw ? raw : best_raw;
-        best_tk = tk < best_tk ? tk : best_tk;
-    }
-    print_message("raw fork: %.1f us, tk_process: %.1f us (x%.2f)\n",
-                  best_raw / n * 1e6, best_tk / n * 1e6, best_tk / best_raw);
-    /* the shared machine is noisy: a loose bound here, 1.10x measured in bench */
-    assert_true(best_tk < best_raw * 1.5);
-}
-
 #define BOTH(t)                                                        \
     cmocka_unit_test_setup_teardown(t, setup_pidfd, teardown),         \
     cmocka_unit_test_setup_teardown(t, setup_pipe, teardown)
@@ -999,7 +965,6 @@ int main(void)
         BOTH(child_runs_its_own_end_procedure),
         ONE(cpu_count_is_sane),
         ONE(pidfd_selection),
-        ONE(performance_close_to_raw_fork),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
