@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "args_int.h"
 #include "internal.h"
 #include "taskkit/queue.h"
 
@@ -38,7 +39,12 @@ struct tk_conn {
     pthread_mutex_t send_lock; /* a message's records must not interleave */
     pthread_mutex_t recv_lock; /* ... nor be split between two receivers */
     unsigned char *rbuf;       /* CONN_RECORD bytes, made on the first recv */
+    bool rwait;                /* the last recv had to wait: poll first next time */
 };
+
+/* Messages up to this size are encoded on the stack: no allocation per
+ * send for the small messages pipes mostly carry. */
+#define CONN_STACK_MESSAGE 4096
 
 static void put_le32(unsigned char *p, uint32_t v)
 {
@@ -146,20 +152,23 @@ TK_API int tk_conn_send(tk_conn *c, const tk_args *msg)
         return tk__error(TK_EINVAL, "tk_conn_send: NULL connection");
     if (!c->writable)
         return tk__error(TK_EPERM, "connection is read-only");
-    void *enc = NULL;
     size_t len = 0;
-    int r = tk_args_encode(msg, NULL, &enc, &len);
+    int r = tk__args_encoded_len(msg, NULL, &len);
     if (r < 0)
         return r;
-    if (len > CONN_MAX_MESSAGE) {
-        free(enc);
+    if (len > CONN_MAX_MESSAGE)
         return tk__error(TK_EOVERFLOW, "message too long for a connection: %zu bytes (limit %zu)",
                          len, CONN_MAX_MESSAGE);
-    }
+    unsigned char small[CONN_STACK_MESSAGE];
+    unsigned char *enc = len <= sizeof small ? small : tk__malloc(len);
+    if (!enc)
+        return TK_ENOMEM;
+    tk__args_encode_to(msg, NULL, enc);
     pthread_mutex_lock(&c->send_lock);
     r = send_frame(c, enc, len);
     pthread_mutex_unlock(&c->send_lock);
-    free(enc);
+    if (enc != small)
+        tk__free(enc);
     return r;
 }
 
@@ -230,8 +239,18 @@ static int recv_rest(tk_conn *c, unsigned char *dst, size_t have, size_t total)
 static int recv_frame(tk_conn *c, const tk__deadline *d, const unsigned char **enc,
                       size_t *len, unsigned char **heap)
 {
-    ssize_t n;
+    ssize_t n = TK_EAGAIN;
+    /* A receiver that had to wait last time (ping-pong) most likely waits
+     * again: it polls first and saves a failing recv; one that found a
+     * message waiting (a backlog) tries the recv first and saves a poll. */
+    if (c->rwait && d->kind != TK__DL_POLL) {
+        int r = wait_readable(c, d, "recv");
+        if (r < 0)
+            return r;
+    }
+    c->rwait = false;
     while ((n = recv_record(c, c->rbuf, CONN_RECORD, false)) == TK_EAGAIN) {
+        c->rwait = true;
         int r = wait_readable(c, d, "recv");
         if (r < 0)
             return r;
@@ -279,11 +298,8 @@ TK_API int tk_conn_recv(tk_conn *c, tk_args **msg, double timeout)
     unsigned char *heap = NULL;
     size_t len = 0;
     r = recv_frame(c, &d, &enc, &len, &heap);
-    if (r == 0) {
-        tk_kwargs *kw = NULL;
-        r = tk_args_decode(enc, len, msg, &kw);
-        tk_kwargs_free(kw);
-    }
+    if (r == 0)
+        r = tk_args_decode(enc, len, msg, NULL); /* senders never add kwargs */
     pthread_mutex_unlock(&c->recv_lock);
     tk__free(heap);
     return r;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "pool_int.h"
+#include "spin_int.h"
 
 static _Atomic uint32_t any_seq;
 static atomic_int any_waiters;
@@ -50,17 +51,14 @@ const tk_kwargs *tk__empty_kwargs(void)
     return k;
 }
 
-/* How many times a waiter checks a future before it sleeps: a task that
- * ends within a few microseconds then costs the waiter no system call. */
-#define FUTURE_SPIN 1000
+/* Waiters spin briefly (spin_int.h) before they sleep: a task that ends
+ * within microseconds then costs the waiter no system call. One budget for
+ * all futures: they come from a few pools, with similar task lengths. */
+static atomic_int wait_spin;
 
-static inline void cpu_relax(void)
+static bool future_done(void *f)
 {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
+    return atomic_load_explicit(&((tk_future *)f)->state, memory_order_acquire) == TK__F_DONE;
 }
 
 static void cb_lock(tk_future *f)
@@ -74,9 +72,9 @@ static void cb_unlock(tk_future *f)
     atomic_flag_clear_explicit(&f->cb_lock, memory_order_release);
 }
 
-tk_future *tk__future_new(tk_task fn, tk_args *args, tk_kwargs *kwargs)
+tk_future *tk__future_new(tk_task fn, tk_args *args, tk_kwargs *kwargs, bool ext)
 {
-    tk_future *f = tk__calloc(1, sizeof *f);
+    tk_future *f = tk__calloc(1, sizeof *f + (ext ? sizeof(struct tk__fx) : 0));
     if (!f) {
         tk_args_free(args);
         tk_kwargs_free(kwargs);
@@ -88,6 +86,8 @@ tk_future *tk__future_new(tk_task fn, tk_args *args, tk_kwargs *kwargs)
     f->fn = fn;
     f->args = args;
     f->kwargs = kwargs;
+    if (ext)
+        f->x = (struct tk__fx *)(f + 1);
     return f;
 }
 
@@ -97,12 +97,14 @@ void tk__future_drop_inputs(tk_future *f)
     tk_kwargs_free(f->kwargs);
     f->args = NULL;
     f->kwargs = NULL;
-    for (size_t i = 0; f->items && i < f->nitems; i++) {
-        tk_args_free(f->items[i]);
-        f->items[i] = NULL;
+    if (!f->x)
+        return;
+    for (size_t i = 0; f->x->items && i < f->nitems; i++) {
+        tk_args_free(f->x->items[i]);
+        f->x->items[i] = NULL;
     }
-    free(f->enc);
-    f->enc = NULL;
+    free(f->x->enc);
+    f->x->enc = NULL;
 }
 
 void tk__future_unref(tk_future *f)
@@ -153,8 +155,10 @@ void tk__future_finish(tk_future *f, int status, tk_args *result, char *error)
     /* A map chunk points into the caller's arrays, which the caller reuses
      * as soon as map returns: a done chunk must never touch them again
      * (its last reference may be dropped after that). */
-    f->items = NULL;
-    f->results = NULL;
+    if (f->x) {
+        f->x->items = NULL;
+        f->x->results = NULL;
+    }
     f->status = status;
     f->result = result;
     f->error = error;
@@ -170,8 +174,10 @@ bool tk__future_cancel_pending(tk_future *f)
     f->cancelled = true;
     /* As in tk__future_finish: let go of a map chunk's caller arrays now. */
     tk__future_drop_inputs(f);
-    f->items = NULL;
-    f->results = NULL;
+    if (f->x) {
+        f->x->items = NULL;
+        f->x->results = NULL;
+    }
     publish_done(f);
     return true;
 }
@@ -180,13 +186,9 @@ int tk__future_wait(tk_future *f, unsigned flags, const tk__deadline *d)
 {
     if (atomic_load(&f->state) == TK__F_DONE)
         return 0;
-    if (d->kind != TK__DL_POLL && !((flags & TK__WAIT_CANCEL) && tk__stop_pending())) {
-        for (int i = 0; i < FUTURE_SPIN; i++) {
-            if (atomic_load_explicit(&f->state, memory_order_acquire) == TK__F_DONE)
-                return 0;
-            cpu_relax();
-        }
-    }
+    if (d->kind != TK__DL_POLL && !((flags & TK__WAIT_CANCEL) && tk__stop_pending()) &&
+        tk__spin(&wait_spin, future_done, f))
+        return 0;
     int r = 0;
     atomic_fetch_add(&f->waiters, 1);
     for (;;) {
@@ -273,16 +275,16 @@ void tk__future_run(tk_future *f, tk_args **scratch)
     for (size_t i = 0; i < f->nitems; i++) {
         tk_args *res;
         char *err;
-        int st = run_one(f->fn, f->items[i], NULL, scratch, &res, &err);
-        tk_args_free(f->items[i]);
-        f->items[i] = NULL;
+        int st = run_one(f->fn, f->x->items[i], NULL, scratch, &res, &err);
+        tk_args_free(f->x->items[i]);
+        f->x->items[i] = NULL;
         if (st == 0 && !res && !(res = tk_args_new()))
             st = TK_ENOMEM;
-        f->results[i] = st == 0 ? res : NULL;
+        f->x->results[i] = st == 0 ? res : NULL;
         if (st != 0 && first_st == 0) {
             first_st = st;
             first_err = err;
-            f->fail_index = i;
+            f->x->fail_index = i;
         } else {
             free(err);
         }

@@ -5,10 +5,12 @@
  * A thread pool is a FIFO of futures under one (adaptive) mutex and N
  * worker threads. The hot path makes no system call while the workers are
  * busy: a worker that runs out of work first spins for a few microseconds
- * watching `queued_hint`, and only then parks (pushes itself on the parked
- * stack and sleeps on its own futex word). A submitter wakes a worker only
- * when it finds one parked, and takes it off the stack under the lock, so
- * a burst of submits wakes each sleeper once rather than once per task.
+ * watching `queued_hint` (one worker at a time), and only then parks
+ * (pushes itself on the parked stack and sleeps on its own futex word). A
+ * submitter wakes a worker only when none spins and one is parked, and
+ * takes it off the stack under the lock, so a burst of submits wakes each
+ * sleeper once rather than once per task; a worker that takes a task while
+ * more wait wakes the next sleeper, so a backlog still gets every worker.
  * A worker takes the lock once per task: to mark the previous task over and
  * pop the next.
  *
@@ -26,6 +28,8 @@
 #include <unistd.h>
 
 #include "pool_int.h"
+#include "spin_int.h"
+#include "taskkit/process.h"
 
 #define POOL_MAX_WORKERS 1024
 
@@ -41,9 +45,11 @@ static void pools_parent(void) { pthread_mutex_unlock(&pools_lock); }
 static void pools_child(void)
 {
     /* The child has no pools: the inherited ones are foreign (their owner
-     * pid differs) and refuse work. */
-    pthread_mutex_init(&pools_lock, NULL);
+     * pid differs) and refuse work. The forking thread took the lock in
+     * prepare and is the child's only thread: it releases it (rather than
+     * re-initialising it, which ThreadSanitizer sees as a lock still held). */
     live_pools = NULL;
+    pthread_mutex_unlock(&pools_lock);
 }
 
 static struct tk__module pool_module = {
@@ -92,20 +98,6 @@ tk_future *tk__pool_pop(tk_pool *p)
         atomic_store_explicit(&p->queued_hint, p->queued, memory_order_relaxed);
     }
     return f;
-}
-
-/* How long an idle worker (or a future's waiter) watches for work before
- * it sleeps: long enough to cover the gap between two submits of a busy
- * producer, short enough not to matter when the pool is really idle. */
-#define POOL_SPIN 2000
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
 }
 
 /* Pool lock held: wakes one parked worker, if any. The futex call happens
@@ -181,16 +173,24 @@ static void reset_task_stop(struct tk__tworker *w)
     }
 }
 
-/* Spins briefly (without the lock) until work or shutdown shows up. */
-static bool spin_for_work(tk_pool *p)
+static bool work_seen(void *arg)
 {
-    for (int i = 0; i < POOL_SPIN; i++) {
-        if (atomic_load_explicit(&p->queued_hint, memory_order_relaxed) > 0 ||
-            atomic_load_explicit(&p->stopping, memory_order_relaxed))
-            return true;
-        cpu_relax();
-    }
-    return false;
+    tk_pool *p = arg;
+    return atomic_load_explicit(&p->queued_hint, memory_order_relaxed) > 0 ||
+           atomic_load_explicit(&p->stopping, memory_order_relaxed);
+}
+
+/* Spins briefly (without the lock) until work or shutdown shows up. Only
+ * one worker spins at a time: more would take the CPUs the submitters
+ * need, and one is enough to pick up the next task without a wake-up. */
+static bool spin_for_work(tk_pool *p, struct tk__tworker *w)
+{
+    int none = 0;
+    if (!atomic_compare_exchange_strong(&p->spinning, &none, 1))
+        return false;
+    bool seen = tk__spin(&w->spin, work_seen, p);
+    atomic_store(&p->spinning, 0);
+    return seen;
 }
 
 /* Pool lock held, queue empty: spins, then parks until a submitter or
@@ -198,7 +198,7 @@ static bool spin_for_work(tk_pool *p)
 static void wait_for_work(tk_pool *p, struct tk__tworker *w)
 {
     tk__pool_unlock(p);
-    bool seen = spin_for_work(p);
+    bool seen = spin_for_work(p, w);
     tk__pool_lock(p);
     if (seen || p->head || p->shutdown)
         return;
@@ -352,6 +352,12 @@ TK_API tk_pool *tk_pool_new_ex(tk_pool_kind kind, int workers, tk_target initial
     }
     if (workers == 0)
         workers = cpu_count();
+    if (kind == TK_POOL_PROCESSES && tk_process_daemon(tk_current_process())) {
+        /* multiprocessing's rule: a daemonic process is killed when its
+         * parent ends and could not clean up children of its own. */
+        tk_args_free(initargs);
+        return tk__error_null(TK_ESTATE, "daemonic processes are not allowed to have children");
+    }
     if (tk__runtime_starting() < 0) {
         tk_args_free(initargs);
         return NULL;
@@ -408,8 +414,8 @@ static int enqueue(tk_pool *p, tk_future *f)
     struct tk__tworker *w = NULL;
     if (p->kind == TK_POOL_PROCESSES)
         tk__pp_notify(p);
-    else
-        w = unpark_one(p);
+    else if (atomic_load(&p->spinning) == 0)
+        w = unpark_one(p); /* a spinning worker takes it without a wake-up */
     tk__pool_unlock(p);
     wake_parked(w);
     return 0;
@@ -442,7 +448,7 @@ TK_API tk_future *tk_pool_submit(tk_pool *p, tk_task fn, tk_args *args, tk_kwarg
         tk_kwargs_free(kwargs);
         return NULL;
     }
-    tk_future *f = tk__future_new(fn, args, kwargs);
+    tk_future *f = tk__future_new(fn, args, kwargs, p->kind == TK_POOL_PROCESSES);
     if (!f)
         return NULL;
     return submit_future(p, f) < 0 ? NULL : f;
@@ -474,15 +480,15 @@ static size_t submit_chunks(tk_pool *p, tk_task fn, tk_args **items, size_t n,
 {
     size_t k = 0;
     for (size_t off = 0; off < n; off += cs, k++) {
-        tk_future *f = tk__future_new(fn, NULL, NULL);
+        tk_future *f = tk__future_new(fn, NULL, NULL, true);
         if (!f) {
             *err = TK_ENOMEM;
             free_items(items, off, n);
             return k;
         }
-        f->items = items + off;
+        f->x->items = items + off;
         f->nitems = n - off < cs ? n - off : cs;
-        f->results = results + off;
+        f->x->results = results + off;
         size_t taken = f->nitems;
         /* Of its two references, map holds the caller's while it waits. */
         int r = submit_future(p, f);
@@ -500,7 +506,7 @@ static size_t submit_chunks(tk_pool *p, tk_task fn, tk_args **items, size_t n,
 static int map_failure(tk_future *f, size_t base)
 {
     int st = f->status;
-    size_t idx = base + f->fail_index;
+    size_t idx = base + (f->x ? f->x->fail_index : 0);
     if (st == TK_EBROKEN)
         return tk__error(TK_EBROKEN, "map item %zu: %s", idx, tk_future_error(f));
     if (st == TK_ECANCELED && f->cancelled)
@@ -545,6 +551,10 @@ TK_API int tk_pool_map_ex(tk_pool *p, tk_task fn, tk_args **items, size_t n,
         tk__future_wait(fs[i], 0, &forever);
         if (r == 0 && fs[i]->status != 0)
             r = map_failure(fs[i], i * cs);
+        if (p->kind == TK_POOL_PROCESSES) {
+            int d = tk__pp_chunk_results(fs[i], results + i * cs, i * cs);
+            r = r == 0 ? d : r;
+        }
         tk__future_unref(fs[i]);
     }
     tk__free(fs);

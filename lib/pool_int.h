@@ -20,36 +20,43 @@ struct tk__cb {
     struct tk__cb *next;
 };
 
+/* What only map chunks and process-pool futures need: allocated with
+ * the future, behind it, so a thread pool's submitted future stays small
+ * (it then lives in the allocator's fast bins). */
+struct tk__fx {
+    tk_args **items;           /* chunk: nitems bags (the caller's array) */
+    tk_args **results;         /* chunk: where results go (the caller's array) */
+    size_t fail_index;         /* chunk: the first failed item */
+    void *enc;                 /* process pools: the encoded task frame */
+    size_t enc_len;
+};
+
 struct tk_future {
     atomic_int refs;           /* the caller's and the pool's */
     atomic_int state;          /* TK__F_* */
     _Atomic uint32_t seq;      /* sequence word waiters sleep on */
     atomic_int waiters;        /* skip the wake-up system call when 0 */
     atomic_flag cb_lock;       /* guards cbs and pool */
+    bool cancelled;            /* cancelled before it started */
+    bool interrupted;          /* process pools: the worker was killed for it */
     int status;                /* valid once DONE */
     tk_args *result;           /* NULL: empty */
     char *error;               /* the failed task's text, or NULL */
     struct tk__cb *cbs;
     tk_pool *pool;             /* while not done: for interrupt */
-    bool cancelled;            /* cancelled before it started */
-    bool interrupted;          /* process pools: the worker was killed for it */
-    /* The task. A chunk (map) has nitems bags at items[] and writes its
-     * results to results[]; a submitted call has one bag in args. */
+    /* The task: a submitted call has one bag in args (nitems 0); a chunk
+     * (map) has nitems bags at x->items. */
     tk_task fn;
     tk_args *args;
     tk_kwargs *kwargs;
     size_t nitems;
-    tk_args **items;
-    tk_args **results;
-    size_t fail_index;         /* chunk: the first failed item */
-    void *enc;                 /* process pools: the encoded task frame */
-    size_t enc_len;
+    struct tk__fx *x;          /* NULL for a thread pool's submitted call */
     tk_future *next;           /* the pool's queue */
 };
 
-/* A new future with refs 2 (caller + pool), state PENDING. Takes args and
- * kwargs (frees them on failure). */
-tk_future *tk__future_new(tk_task fn, tk_args *args, tk_kwargs *kwargs);
+/* A new future with refs 2 (caller + pool), state PENDING, with an
+ * extension (x) when `ext`. Takes args and kwargs (frees them on failure). */
+tk_future *tk__future_new(tk_task fn, tk_args *args, tk_kwargs *kwargs, bool ext);
 /* Drops one reference. */
 void tk__future_unref(tk_future *f);
 /* Marks a RUNNING future done with status/result/error (taken) and runs
@@ -86,6 +93,7 @@ struct tk__tworker {
      * each wake-up system call goes to a worker that really sleeps, and at
      * most once. */
     _Atomic uint32_t wake_seq;
+    atomic_int spin;                  /* spin budget before parking (spin_int.h) */
     bool parked;                      /* guarded by pool->lock */
     struct tk__tworker *next_parked;  /* guarded by pool->lock */
 };
@@ -106,6 +114,7 @@ struct tk_pool {
      * without it by workers spinning before they park. */
     atomic_size_t queued_hint;
     atomic_bool stopping;
+    atomic_int spinning;        /* thread pools: workers spinning for work */
     struct tk__tworker *parked; /* thread pools: parked workers (a stack) */
     bool shutdown;          /* refuse new work; workers leave when drained */
     bool joined;
@@ -128,7 +137,11 @@ void tk__block_signals(sigset_t *old);
 
 /* Process pools. */
 int tk__pp_start(tk_pool *p);
-int tk__pp_encode(tk_future *f);        /* builds f->enc from its inputs */
+int tk__pp_encode(tk_future *f);        /* builds f->x->enc from its inputs */
+/* A done chunk of a process pool, whose first item is map item `base`:
+ * decodes its results into results[] (the failed ones stay NULL). 0, or
+ * TK_ETASK for a result that cannot be decoded. */
+int tk__pp_chunk_results(tk_future *f, tk_args **results, size_t base);
 void tk__pp_notify(tk_pool *p);         /* pool lock held: new work or shutdown */
 void tk__pp_join(tk_pool *p);
 void tk__pp_free(tk_pool *p);

@@ -12,10 +12,16 @@
  *
  * Each worker has at most PP_WINDOW tasks sent and unanswered, which
  * bounds the encodings held per worker and lets several tasks travel in one
- * write. A worker answers in order, one result per task, written as soon as
- * the task ends: so when it dies, the oldest unanswered task is the one it
- * was running (that future fails with TK_EBROKEN) and the others were not
- * started (they are sent to the replacement).
+ * write. A worker answers in order, one result per task, committed as soon
+ * as the task ends to its *result ring*: a byte ring in memory shared with
+ * the pool (struct ring), so a result costs the worker no system call. The
+ * pool thread reads the rings every round; a worker sends a wake-up byte
+ * over its socket only when the pool thread has said it is going to sleep.
+ * A committed result survives its worker's death (the ring is the pool's
+ * memory), so when a worker dies, the pool first takes every result it
+ * committed; the oldest unanswered task is then the one it was running
+ * (that future fails with TK_EBROKEN) and the others were not started (they
+ * are sent to the replacement).
  *
  * Wire format, all little-endian: a frame is a u32 payload length and the
  * payload. Task: the function pointer's bytes (8, zero-padded), u32 item count (0: one call with
@@ -32,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -39,6 +46,7 @@
 #include <unistd.h>
 
 #include "args_int.h"
+#include "taskkit/process.h"
 #include "pool_int.h"
 
 /* Tasks sent to one worker and not yet answered: map chunks up to
@@ -68,8 +76,22 @@ struct pw {
     size_t in_len, in_cap;
 };
 
+/* A worker's result ring (see the top): the worker writes at `tail`, the
+ * pool thread reads at `head`; both only grow, the offset in data[] is
+ * modulo PP_RING. */
+#define PP_RING ((size_t)256 * 1024)
+
+struct ring {
+    _Atomic uint64_t tail, head;
+    _Atomic uint32_t pool_sleeps;  /* the pool thread is (about to be) in poll() */
+    _Atomic uint32_t worker_waits; /* the worker waits for room */
+    _Atomic uint32_t room_seq;     /* the word it waits on */
+    unsigned char data[PP_RING];
+};
+
 struct tk__pp {
     pthread_t th;
+    struct ring *rings;           /* nworkers rings, MAP_SHARED */
     bool th_started;
     int evfd;
     bool sleeping, notified;      /* guarded by the pool lock */
@@ -154,48 +176,79 @@ static int buf_encoding(struct buf *b, const tk_args *a, const tk_kwargs *kw)
 
 int tk__pp_encode(tk_future *f)
 {
-    struct buf b = {0};
+    /* Sized first, so the frame is one exact allocation. */
+    size_t total = 16, len = 0;
+    int r = 0;
+    if (f->nitems == 0 && (r = tk__args_encoded_len(f->args, f->kwargs, &len)) == 0)
+        total += 4 + len;
+    for (size_t i = 0; r == 0 && i < f->nitems; i++)
+        if ((r = tk__args_encoded_len(f->x->items[i], NULL, &len)) == 0)
+            total += 4 + len;
+    if (r < 0)
+        return r;
+    if (total > PP_MAX_FRAME)
+        return tk__error(TK_EOVERFLOW, "task too large for a process pool: %zu bytes", total);
+    struct buf b = {.p = malloc(total), .cap = total};
+    if (!b.p)
+        return tk__error(TK_ENOMEM, "out of memory");
     unsigned char fx[8] = {0};
     _Static_assert(sizeof(tk_task) <= sizeof fx, "a function pointer fits 8 bytes");
     memcpy(fx, &f->fn, sizeof f->fn);
-    buf_u32(&b, 0); /* the frame length, filled in below */
+    buf_u32(&b, (uint32_t)(total - 4));
     buf_put(&b, fx, 8);
     buf_u32(&b, (uint32_t)f->nitems);
-    int r = 0;
     if (f->nitems == 0)
-        r = buf_encoding(&b, f->args, f->kwargs);
-    for (size_t i = 0; r == 0 && i < f->nitems; i++)
-        r = buf_encoding(&b, f->items[i], NULL);
-    if (r == 0 && (b.oom || b.len > PP_MAX_FRAME))
-        r = b.oom ? tk__error(TK_ENOMEM, "out of memory")
-                  : tk__error(TK_EOVERFLOW, "task too large for a process pool: %zu bytes", b.len);
-    if (r < 0) {
-        free(b.p);
-        return r;
-    }
-    le32(b.p, (uint32_t)(b.len - 4));
+        buf_encoding(&b, f->args, f->kwargs);
+    for (size_t i = 0; i < f->nitems; i++)
+        buf_encoding(&b, f->x->items[i], NULL);
+    if (b.len != total)
+        tk__panic("tk_pool: task frame of %zu bytes, computed %zu", b.len, total);
     /* The inputs now live in the encoding. */
     tk__future_drop_inputs(f);
-    f->enc = b.p;
-    f->enc_len = b.len;
+    f->x->enc = b.p;
+    f->x->enc_len = b.len;
     return 0;
 }
 
 /* ------------------------------------------------------- worker process */
 
-static bool write_all(int fd, const void *p, size_t n)
+/* Worker: if the pool thread sleeps, wakes it with a byte on the socket. */
+static void wake_pool(struct ring *r, int fd)
 {
-    const unsigned char *c = p;
-    while (n > 0) {
-        ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        c += w;
-        n -= (size_t)w;
+    if (atomic_exchange(&r->pool_sleeps, 0)) {
+        char one = 1;
+        while (send(fd, &one, 1, MSG_NOSIGNAL) < 0 && errno == EINTR)
+            ;
     }
-    return true;
+}
+
+/* Worker: commits n bytes to the ring, waiting for room as needed (the
+ * pool thread frees it as it reads). */
+static void ring_put(struct ring *r, int fd, const unsigned char *src, size_t n)
+{
+    tk__deadline forever = {.kind = TK__DL_FOREVER};
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    while (n > 0) {
+        size_t room = PP_RING - (size_t)(tail - atomic_load(&r->head));
+        if (room == 0) {
+            uint32_t v = atomic_load(&r->room_seq);
+            atomic_store(&r->worker_waits, 1);
+            wake_pool(r, fd);
+            if (PP_RING - (size_t)(tail - atomic_load(&r->head)) == 0)
+                tk__futex_wait(&r->room_seq, v, TK__WAIT_SHARED, &forever);
+            atomic_store(&r->worker_waits, 0);
+            continue;
+        }
+        size_t k = n < room ? n : room, at = (size_t)(tail % PP_RING);
+        size_t first = PP_RING - at < k ? PP_RING - at : k;
+        memcpy(r->data + at, src, first);
+        memcpy(r->data, src + first, k - first);
+        tail += k;
+        atomic_store(&r->tail, tail);
+        src += k;
+        n -= k;
+    }
+    wake_pool(r, fd);
 }
 
 /* Runs one item in the worker and appends its status and payload. Items
@@ -238,7 +291,7 @@ static void worker_item(tk_task fn, const unsigned char *enc, size_t len, bool w
 }
 
 /* Runs one task frame's payload and sends the result frame. */
-static bool worker_task(int fd, const unsigned char *p, size_t len)
+static bool worker_task(struct ring *r, int fd, const unsigned char *p, size_t len)
 {
     if (len < 12)
         return false;
@@ -261,16 +314,17 @@ static bool worker_task(int fd, const unsigned char *p, size_t len)
     if (out.oom)
         return false;
     le32(out.p, (uint32_t)(out.len - 4));
-    bool ok = write_all(fd, out.p, out.len);
+    ring_put(r, fd, out.p, out.len);
     free(out.p);
-    return ok;
+    return true;
 }
 
 static _Noreturn void worker_main(tk_pool *p, int idx, int fd, pid_t parent)
 {
     char name[32];
     snprintf(name, sizeof name, "ProcessPool-%d_%d", p->id, idx);
-    prctl(PR_SET_NAME, name);
+    prctl(PR_SET_NAME, name); /* the OS keeps 15 bytes ... */
+    tk_process_set_name(tk_current_process(), name); /* ... libtaskkit all */
     /* Die with the pool's result thread (the forking thread). */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
@@ -300,7 +354,7 @@ static _Noreturn void worker_main(tk_pool *p, int idx, int fd, pid_t parent)
     for (;;) {
         while (in.len - used >= 4 && in.len - used - 4 >= rd32(in.p + used)) {
             uint32_t l = rd32(in.p + used);
-            if (!worker_task(fd, in.p + used + 4, l))
+            if (!worker_task(&p->pp->rings[idx], fd, in.p + used + 4, l))
                 goto out;
             used += 4 + l;
         }
@@ -332,6 +386,12 @@ static int spawn(tk_pool *p, int idx)
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         return tk__os_error(errno, "cannot create a socket for a pool worker");
+    /* A fresh ring: whatever a dead predecessor left was taken already. */
+    struct ring *rg = &p->pp->rings[idx];
+    atomic_store(&rg->tail, 0);
+    atomic_store(&rg->head, 0);
+    atomic_store(&rg->pool_sleeps, 0);
+    atomic_store(&rg->worker_waits, 0);
     pid_t parent = getpid();
     tk__flush_stdio();
     pid_t pid = fork();
@@ -434,7 +494,7 @@ static char *text_copy(const unsigned char *p, size_t n)
 
 /* Parses one item of a result frame. */
 static bool parse_item(const unsigned char *p, size_t len, size_t *off, int *st,
-                       tk_args **res, char **err)
+                       tk_args **res, char **err, bool decode)
 {
     if (*off + 8 > len || rd32(p + *off + 4) > len - *off - 8)
         return false;
@@ -448,13 +508,16 @@ static bool parse_item(const unsigned char *p, size_t len, size_t *off, int *st,
         *err = text_copy(d, l);
         return true;
     }
-    if (tk_args_decode(d, l, res, NULL) < 0) {
+    if (decode && tk_args_decode(d, l, res, NULL) < 0) {
         *st = TK_EDECODE;
         *err = text_copy((const unsigned char *)tk_last_error(), strlen(tk_last_error()));
     }
     return true;
 }
 
+/* A chunk's results are decoded by the map call that waits for it
+ * (tk__pp_chunk_results), not here: the bags are then allocated by the
+ * thread that frees them, and this thread only keeps a copy of the frame. */
 static void complete(tk_future *f, const unsigned char *p, size_t len)
 {
     size_t off = 4, count = f->nitems ? f->nitems : 1;
@@ -463,24 +526,19 @@ static void complete(tk_future *f, const unsigned char *p, size_t len)
     tk_args *single = NULL;
     for (size_t i = 0; i < count; i++) {
         int st;
-        tk_args *res;
+        tk_args *res = NULL;
         char *err;
-        if (!parse_item(p, len, &off, &st, &res, &err)) {
+        if (!parse_item(p, len, &off, &st, &res, &err, f->nitems == 0)) {
             st = TK_EDECODE;
-            res = NULL;
             err = text_copy((const unsigned char *)"malformed result from a pool worker", 35);
+            count = i + 1; /* the rest cannot be found */
         }
-        if (f->nitems == 0) {
+        if (f->nitems == 0)
             single = res;
-        } else {
-            if (st == 0 && !res && !(res = tk_args_new()))
-                st = TK_ENOMEM;
-            f->results[i] = res;
-        }
         if (st != 0 && first_st == 0) {
             first_st = st;
             first_err = err;
-            f->fail_index = i;
+            f->x->fail_index = i;
         } else {
             free(err);
         }
@@ -489,10 +547,35 @@ static void complete(tk_future *f, const unsigned char *p, size_t len)
         tk_args_free(single);
         single = NULL;
     }
-    free(f->enc);
-    f->enc = NULL;
+    free(f->x->enc);
+    f->x->enc = NULL;
+    if (f->nitems > 0 && (f->x->enc = malloc(len ? len : 1)) != NULL) {
+        memcpy(f->x->enc, p, len);
+        f->x->enc_len = len;
+    }
     tk__future_finish(f, first_st, single, first_err);
     tk__future_unref(f);
+}
+
+int tk__pp_chunk_results(tk_future *f, tk_args **results, size_t base)
+{
+    const unsigned char *p = f->x->enc;
+    size_t off = 4, len = f->x->enc_len;
+    if (!p)
+        return f->status == 0 ? tk__error(TK_ENOMEM, "out of memory") : 0;
+    int r = 0;
+    for (size_t i = 0; i < f->nitems && off + 8 <= len; i++) {
+        bool ok = rd32(p + off) == 0; /* the task succeeded */
+        int st;
+        char *err;
+        if (!parse_item(p, len, &off, &st, &results[i], &err, true))
+            break; /* reported by complete() already */
+        if (ok && st != 0 && r == 0)
+            r = tk__error(TK_ETASK, "map item %zu failed (status %d): %s", base + i, st,
+                          err ? err : "out of memory");
+        free(err);
+    }
+    return r;
 }
 
 static void kill_if_interrupted(struct pw *w)
@@ -504,30 +587,59 @@ static void kill_if_interrupted(struct pw *w)
     }
 }
 
-/* Reads what the worker sent and completes the answered futures. Returns
- * false at end of file. */
-static bool read_results(tk_pool *p, struct pw *w)
+/* Pool thread: moves what the worker committed to its ring into w->in and
+ * lets it go on if it waited for room. False if memory ran out. */
+static bool take_ring(tk_pool *p, int idx)
 {
-    bool eof = false;
-    while (!eof) {
-        if (w->in_cap - w->in_len < 65536) {
-            size_t cap = w->in_cap ? w->in_cap * 2 : 65536;
-            unsigned char *q = realloc(w->in, cap);
-            if (!q)
-                return true; /* try again later */
-            w->in = q;
-            w->in_cap = cap;
-        }
-        ssize_t n = recv(w->fd, w->in + w->in_len, w->in_cap - w->in_len, MSG_DONTWAIT);
+    struct pw *w = &p->pp->w[idx];
+    struct ring *r = &p->pp->rings[idx];
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    size_t n = (size_t)(atomic_load(&r->tail) - head);
+    if (n == 0)
+        return true;
+    if (w->in_cap - w->in_len < n) {
+        size_t cap = w->in_cap ? w->in_cap : 65536;
+        while (cap - w->in_len < n)
+            cap *= 2;
+        unsigned char *q = realloc(w->in, cap);
+        if (!q)
+            return false; /* try again later */
+        w->in = q;
+        w->in_cap = cap;
+    }
+    size_t at = (size_t)(head % PP_RING), first = PP_RING - at < n ? PP_RING - at : n;
+    memcpy(w->in + w->in_len, r->data + at, first);
+    memcpy(w->in + w->in_len + first, r->data, n - first);
+    w->in_len += n;
+    atomic_store(&r->head, head + n);
+    if (atomic_load(&r->worker_waits)) {
+        atomic_fetch_add(&r->room_seq, 1);
+        tk__futex_wake(&r->room_seq, 1, TK__WAIT_SHARED);
+    }
+    return true;
+}
+
+/* Pool thread: reads the worker's socket (wake-up bytes, end of file).
+ * Returns false at end of file. */
+static bool drain_socket(struct pw *w)
+{
+    unsigned char junk[256];
+    for (;;) {
+        ssize_t n = recv(w->fd, junk, sizeof junk, MSG_DONTWAIT);
         if (n < 0 && errno == EINTR)
             continue;
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
-            eof = true; /* still complete what arrived before it */
-        else if (n < 0)
-            break;
-        else
-            w->in_len += (size_t)n;
+            return false;
+        if (n < 0)
+            return true;
     }
+}
+
+/* Completes the futures the worker in slot idx has answered. */
+static void read_results(tk_pool *p, int idx)
+{
+    struct pw *w = &p->pp->w[idx];
+    take_ring(p, idx);
     size_t used = 0;
     while (w->in_len - used >= 4 && w->in_len - used - 4 >= rd32(w->in + used) && w->n > 0) {
         uint32_t l = rd32(w->in + used);
@@ -538,17 +650,33 @@ static bool read_results(tk_pool *p, struct pw *w)
         complete(f, w->in + used + 4, l);
         used += 4 + l;
     }
-    memmove(w->in, w->in + used, w->in_len - used);
-    w->in_len -= used;
-    return !eof;
+    if (used > 0) {
+        memmove(w->in, w->in + used, w->in_len - used);
+        w->in_len -= used;
+    }
+}
+
+/* Before poll(): tells the workers to wake us, then checks that none has
+ * committed a result meanwhile. True if poll() may block. */
+static bool may_sleep(tk_pool *p)
+{
+    bool quiet = true;
+    for (int i = 0; i < p->nworkers; i++) {
+        struct ring *r = &p->pp->rings[i];
+        if (p->pp->w[i].pid <= 0)
+            continue;
+        atomic_store(&r->pool_sleeps, 1);
+        quiet &= atomic_load(&r->tail) == atomic_load_explicit(&r->head, memory_order_relaxed);
+    }
+    return quiet;
 }
 
 static void fail_future(tk_future *f, int status, const char *text)
 {
     for (size_t i = 0; i < f->nitems; i++)
-        f->results[i] = NULL;
-    free(f->enc);
-    f->enc = NULL;
+        f->x->results[i] = NULL;
+    free(f->x->enc);
+    f->x->enc = NULL;
     tk__future_finish(f, status, NULL, text ? text_copy((const unsigned char *)text, strlen(text))
                                             : NULL);
     tk__future_unref(f);
@@ -652,7 +780,7 @@ static bool assign_one(tk_pool *p, struct pw *w, tk_future **dropped)
     }
     if (!f)
         return false;
-    if (!out_append(w, f->enc, f->enc_len)) {
+    if (!out_append(w, f->x->enc, f->x->enc_len)) {
         f->next = p->pp->redo; /* retry later */
         p->pp->redo = f;
         if (!p->pp->redo_tail)
@@ -745,7 +873,8 @@ static bool dispatch_round(tk_pool *p, struct pollfd *pfd)
         pfd[n++] = (struct pollfd){.fd = w->pid > 0 ? w->fd : -1, .events = ev};
         pfd[n++] = (struct pollfd){.fd = w->pid > 0 ? w->pidfd : -1, .events = POLLIN};
     }
-    while (poll(pfd, n, -1) < 0 && errno == EINTR)
+    int timeout = may_sleep(p) ? -1 : 0;
+    while (poll(pfd, n, timeout) < 0 && errno == EINTR)
         ;
     tk__pool_lock(p);
     pp->sleeping = false;
@@ -758,13 +887,15 @@ static bool dispatch_round(tk_pool *p, struct pollfd *pfd)
         struct pw *w = &pp->w[i];
         if (w->pid <= 0)
             continue;
+        atomic_store(&pp->rings[i].pool_sleeps, 0);
         bool alive = true;
         if (pfd[1 + 2 * i].revents & (POLLIN | POLLHUP | POLLERR))
-            alive = read_results(p, w);
-        if (alive && pfd[2 + 2 * i].revents) {
-            read_results(p, w); /* it has exited: take what it sent, then bury it */
-            alive = false;
-        }
+            alive = drain_socket(w);
+        if (pfd[2 + 2 * i].revents)
+            alive = false; /* it has exited */
+        /* A dead worker's committed results are all in its ring now: take
+         * them before burying it. */
+        read_results(p, i);
         if (!alive)
             handle_death(p, i);
     }
@@ -817,6 +948,12 @@ int tk__pp_start(tk_pool *p)
     pp->w = tk__calloc((size_t)p->nworkers, sizeof *pp->w);
     if (!pp->w)
         return TK_ENOMEM;
+    pp->rings = mmap(NULL, (size_t)p->nworkers * sizeof(struct ring), PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (pp->rings == MAP_FAILED) {
+        pp->rings = NULL;
+        return tk__os_error(errno, "cannot map the pool's result rings");
+    }
     pp->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (pp->evfd < 0)
         return tk__os_error(errno, "cannot create the pool's wake-up descriptor");
@@ -869,6 +1006,8 @@ void tk__pp_free(tk_pool *p)
         free(pp->w[i].out);
         free(pp->w[i].in);
     }
+    if (pp->rings)
+        munmap(pp->rings, (size_t)p->nworkers * sizeof(struct ring));
     tk__free(pp->w);
     tk__free(pp);
     p->pp = NULL;

@@ -55,6 +55,13 @@ static void q_wake(_Atomic uint32_t *seq, unsigned nwait, int n)
     tk__futex_wake(seq, n, 0);
 }
 
+/* Unlocks, then makes the wake-ups decided under the lock. */
+static void q_unlock_wake(tk_queue *q, struct tk__qwake *wk)
+{
+    q_unlock(q);
+    tk__qwake_flush(wk);
+}
+
 static int wait_error(int r, const char *op)
 {
     if (r == TK_ECANCELED)
@@ -140,6 +147,7 @@ static int ring_grow(tk_queue *q)
 
 static int thread_put(tk_queue *q, tk_args *item, const tk__deadline *d)
 {
+    struct tk__qwake wk = {0};
     int r = 0, err = 0;
     q_lock(q);
     for (;;) {
@@ -153,7 +161,7 @@ static int thread_put(tk_queue *q, tk_args *item, const tk__deadline *d)
             q->ring[(q->head + q->count) % q->cap] = item;
             q->count++;
             q->unfinished++;
-            q_wake(&q->not_empty, q->getters, 1);
+            tk__qwake_add(&wk, &q->not_empty, q->getters, 1);
             break;
         }
         if (err) {
@@ -164,8 +172,8 @@ static int thread_put(tk_queue *q, tk_args *item, const tk__deadline *d)
     }
     /* Pass on a wake-up this putter may have taken but not used. */
     if (r < 0 && !q->closed && (q->maxsize == 0 || q->count < q->maxsize))
-        q_wake(&q->not_full, q->putters, 1);
-    q_unlock(q);
+        tk__qwake_add(&wk, &q->not_full, q->putters, 1);
+    q_unlock_wake(q, &wk);
     return r;
 }
 
@@ -184,6 +192,7 @@ TK_API int tk_queue_put(tk_queue *q, tk_args *item, double timeout)
 
 static int thread_get(tk_queue *q, tk_args **item, const tk__deadline *d)
 {
+    struct tk__qwake wk = {0};
     int r = 0, err = 0;
     q_lock(q);
     for (;;) {
@@ -191,7 +200,7 @@ static int thread_get(tk_queue *q, tk_args **item, const tk__deadline *d)
             *item = q->ring[q->head];
             q->head = (q->head + 1) % q->cap;
             q->count--;
-            q_wake(&q->not_full, q->putters, 1);
+            tk__qwake_add(&wk, &q->not_full, q->putters, 1);
             break;
         }
         if (q->closed) {
@@ -205,8 +214,8 @@ static int thread_get(tk_queue *q, tk_args **item, const tk__deadline *d)
         err = q_wait(q, &q->not_empty, &q->getters, d);
     }
     if (r < 0 && q->count > 0)
-        q_wake(&q->not_empty, q->getters, 1);
-    q_unlock(q);
+        tk__qwake_add(&wk, &q->not_empty, q->getters, 1);
+    q_unlock_wake(q, &wk);
     return r;
 }
 
@@ -243,13 +252,14 @@ TK_API int tk_queue_task_done(tk_queue *q)
         return tk__error(TK_EINVAL, "tk_queue_task_done: NULL queue");
     if (q->shared)
         return tk__shq_task_done(q);
+    struct tk__qwake wk = {0};
     int r = 0;
     q_lock(q);
     if (q->unfinished == 0)
         r = tk__error(TK_ESTATE, TK__Q_TOO_MANY);
     else if (--q->unfinished == 0)
-        q_wake(&q->all_done, q->joiners, INT_MAX);
-    q_unlock(q);
+        tk__qwake_add(&wk, &q->all_done, q->joiners, INT_MAX);
+    q_unlock_wake(q, &wk);
     return r;
 }
 

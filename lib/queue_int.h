@@ -18,6 +18,7 @@ struct tk_queue {
     /* Shared queues: this process's view of the mapping. */
     struct tk__shq *shm;
     size_t map_len;
+    atomic_int spin;        /* getters' spin budget (spin_int.h) */
     /* Thread queues. */
     pthread_mutex_t lock;
     tk_args **ring;
@@ -26,6 +27,35 @@ struct tk_queue {
     unsigned getters, putters, joiners;          /* threads blocked in each wait */
     _Atomic uint32_t not_empty, not_full, all_done; /* sequence words */
 };
+
+/*
+ * Wake-ups decided under a queue's lock and made after it is released: a
+ * sleeper woken while the lock is still held would run straight into it
+ * and sleep again (two context switches instead of one). The sequence word
+ * is bumped under the lock, so a waiter that read it there cannot miss it.
+ */
+struct tk__qwake {
+    _Atomic uint32_t *word[4];
+    int n[4];
+    unsigned k, flags;
+};
+
+static inline void tk__qwake_add(struct tk__qwake *w, _Atomic uint32_t *seq, unsigned nwait,
+                                 int n)
+{
+    if (nwait == 0 || w->k == 4)
+        return;
+    atomic_fetch_add(seq, 1);
+    w->word[w->k] = seq;
+    w->n[w->k++] = n;
+}
+
+static inline void tk__qwake_flush(struct tk__qwake *w)
+{
+    for (unsigned i = 0; i < w->k; i++)
+        tk__futex_wake(w->word[i], w->n[i], w->flags);
+    w->k = 0;
+}
 
 /* Shared-queue halves of the public calls; arguments already checked. */
 int tk__shq_init(tk_queue *q, size_t maxsize, size_t capacity);

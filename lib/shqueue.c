@@ -20,13 +20,19 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "args_int.h"
 #include "queue_int.h"
+#include "spin_int.h"
 
 struct tk__shq {
     pthread_mutex_t lock;
     _Atomic uint32_t not_empty, not_full, all_done; /* sequence words */
     uint32_t getters, putters, joiners;
     uint32_t closed, broken;
+    /* Bumped by every put: a getter about to sleep watches it for a few
+     * microseconds first, without the lock, so a steady producer never
+     * has to wake it. */
+    _Atomic uint32_t puts;
     uint64_t head, used;                 /* ring offset of the oldest byte; bytes in use */
     uint64_t count, maxsize, unfinished; /* items */
     uint64_t cap;
@@ -156,6 +162,7 @@ static bool has_room(struct tk__shq *s, size_t need)
 
 static int put_encoded(struct tk__shq *s, const void *enc, size_t len, const tk__deadline *d)
 {
+    struct tk__qwake wk = {.flags = TK__WAIT_SHARED};
     int r = sq_lock(s), err = 0;
     while (r == 0) {
         if (s->closed) {
@@ -167,7 +174,8 @@ static int put_encoded(struct tk__shq *s, const void *enc, size_t len, const tk_
             s->used += 4 + len;
             s->count++;
             s->unfinished++;
-            wake(&s->not_empty, s->getters, 1);
+            atomic_fetch_add_explicit(&s->puts, 1, memory_order_release);
+            tk__qwake_add(&wk, &s->not_empty, s->getters, 1);
             break;
         } else if (err) {
             r = wait_error(err, TK_EFULL, "put");
@@ -178,23 +186,31 @@ static int put_encoded(struct tk__shq *s, const void *enc, size_t len, const tk_
         }
     }
     sq_unlock(s);
+    tk__qwake_flush(&wk);
     return r;
 }
 
+/* Items up to this size are encoded on the stack: no allocation per put
+ * or get for the small messages queues mostly carry. */
+#define SHQ_STACK_ITEM 4096
+
 int tk__shq_put(tk_queue *q, tk_args *item, const tk__deadline *d)
 {
-    void *enc = NULL;
     size_t len = 0;
-    int r = tk_args_encode(item, NULL, &enc, &len);
+    int r = tk__args_encoded_len(item, NULL, &len);
     if (r < 0)
         return r;
-    if (len + 4 > q->shm->cap) {
-        free(enc);
+    if (len + 4 > q->shm->cap)
         return tk__error(TK_EOVERFLOW, "item too large for the queue: %zu bytes encoded, "
                          "buffer holds %llu", len, (unsigned long long)q->shm->cap - 4);
-    }
+    unsigned char small[SHQ_STACK_ITEM];
+    unsigned char *enc = len <= sizeof small ? small : tk__malloc(len);
+    if (!enc)
+        return TK_ENOMEM;
+    tk__args_encode_to(item, NULL, enc);
     r = put_encoded(q->shm, enc, len, d);
-    free(enc);
+    if (enc != small)
+        tk__free(enc);
     if (r == 0)
         tk_args_free(item);
     return r;
@@ -202,8 +218,10 @@ int tk__shq_put(tk_queue *q, tk_args *item, const tk__deadline *d)
 
 /* ------------------------------------------------------------------- get */
 
-/* Takes the oldest item's encoding out of the ring into a new buffer. */
-static int take_item(struct tk__shq *s, unsigned char **buf, size_t *len)
+/* Takes the oldest item's encoding out of the ring into `small` when it
+ * fits, else into a new buffer. */
+static int take_item(struct tk__shq *s, unsigned char *small, unsigned char **buf, size_t *len,
+                     struct tk__qwake *wk)
 {
     uint32_t n;
     ring_read(s, s->head, &n, 4);
@@ -213,7 +231,7 @@ static int take_item(struct tk__shq *s, unsigned char **buf, size_t *len)
         return broken_error();
     }
     /* Allocated before the item leaves the ring, so a failure loses nothing. */
-    *buf = tk__malloc(n ? n : 1);
+    *buf = n <= SHQ_STACK_ITEM ? small : tk__malloc(n);
     if (!*buf)
         return TK_ENOMEM;
     ring_read(s, s->head + 4, *buf, n);
@@ -222,25 +240,52 @@ static int take_item(struct tk__shq *s, unsigned char **buf, size_t *len)
     s->count--;
     *len = n;
     /* Items differ in size: every putter must re-check whether it fits. */
-    wake(&s->not_full, s->putters, INT_MAX);
+    tk__qwake_add(wk, &s->not_full, s->putters, INT_MAX);
     return 0;
+}
+
+struct put_watch {
+    struct tk__shq *s;
+    uint32_t seen;
+};
+
+static bool put_seen(void *arg)
+{
+    struct put_watch *w = arg;
+    return atomic_load_explicit(&w->s->puts, memory_order_relaxed) != w->seen;
+}
+
+/* Lock held, queue empty: releases the lock, watches for a put briefly
+ * (spin_int.h), and takes the lock again. */
+static void spin_for_put(tk_queue *q, int *r)
+{
+    struct put_watch w = {q->shm, atomic_load_explicit(&q->shm->puts, memory_order_relaxed)};
+    sq_unlock(q->shm);
+    tk__spin(&q->spin, put_seen, &w);
+    *r = sq_lock(q->shm);
 }
 
 int tk__shq_get(tk_queue *q, tk_args **item, const tk__deadline *d)
 {
     struct tk__shq *s = q->shm;
+    struct tk__qwake wk = {.flags = TK__WAIT_SHARED};
+    unsigned char small[SHQ_STACK_ITEM];
     unsigned char *buf = NULL;
     size_t len = 0;
     int r = sq_lock(s), err = 0;
+    bool spun = d->kind == TK__DL_POLL || tk__stop_pending();
     while (r == 0) {
         if (s->count > 0) {
-            r = take_item(s, &buf, &len);
+            r = take_item(s, small, &buf, &len, &wk);
             break;
         }
         if (s->closed) {
             r = tk__error(TK_ECLOSED, TK__Q_CLOSED);
         } else if (err) {
             r = wait_error(err, TK_EEMPTY, "get");
+        } else if (!spun) {
+            spun = true;
+            spin_for_put(q, &r);
         } else {
             err = sq_wait(s, &s->not_empty, &s->getters, d);
             if (err == TK_EBROKEN)
@@ -248,14 +293,13 @@ int tk__shq_get(tk_queue *q, tk_args **item, const tk__deadline *d)
         }
     }
     if (r < 0 && r != TK_EBROKEN && s->count > 0)
-        wake(&s->not_empty, s->getters, 1); /* hand on a wake-up we did not use */
+        tk__qwake_add(&wk, &s->not_empty, s->getters, 1); /* hand on a wake-up we did not use */
     sq_unlock(s);
-    if (r == 0) {
-        tk_kwargs *kw = NULL;
-        r = tk_args_decode(buf, len, item, &kw);
-        tk_kwargs_free(kw);
-    }
-    tk__free(buf);
+    tk__qwake_flush(&wk);
+    if (r == 0)
+        r = tk_args_decode(buf, len, item, NULL);
+    if (buf != small)
+        tk__free(buf);
     return r;
 }
 
@@ -273,14 +317,16 @@ size_t tk__shq_size(tk_queue *q)
 int tk__shq_task_done(tk_queue *q)
 {
     struct tk__shq *s = q->shm;
+    struct tk__qwake wk = {.flags = TK__WAIT_SHARED};
     int r = sq_lock(s);
     if (r == 0) {
         if (s->unfinished == 0)
             r = tk__error(TK_ESTATE, TK__Q_TOO_MANY);
         else if (--s->unfinished == 0)
-            wake(&s->all_done, s->joiners, INT_MAX);
+            tk__qwake_add(&wk, &s->all_done, s->joiners, INT_MAX);
     }
     sq_unlock(s);
+    tk__qwake_flush(&wk);
     return r;
 }
 

@@ -216,6 +216,56 @@ static void map_arrays_reused_at_once(void **state)
     }
 }
 
+/* Returns args[0] bytes, each byte its index mod 251. */
+static int blob_of(const tk_args *a, const tk_kwargs *kw, tk_args *res)
+{
+    (void)kw;
+    int64_t n = 0;
+    if (tk_args_get_int(a, 0, &n) < 0)
+        return -1;
+    unsigned char *b = malloc((size_t)n + 1);
+    for (int64_t i = 0; i < n; i++)
+        b[i] = (unsigned char)(i % 251);
+    int r = tk_args_add_bytes(res, b, (size_t)n);
+    free(b);
+    return r;
+}
+
+static void check_blob(const tk_args *r, int64_t n)
+{
+    const void *y;
+    size_t ny;
+    assert_int_equal(tk_args_get_bytes(r, 0, &y, &ny), 0);
+    assert_int_equal(ny, (size_t)n);
+    for (int64_t i = 0; i < n; i += 4099)
+        assert_int_equal(((const unsigned char *)y)[i], i % 251);
+    if (n > 0)
+        assert_int_equal(((const unsigned char *)y)[n - 1], (n - 1) % 251);
+}
+
+/* Process-pool results larger than a worker's result ring (256 KiB), and
+ * many mid-sized ones that wrap around it, arrive intact. */
+static void process_results_larger_than_the_ring(void **state)
+{
+    (void)state;
+    tk_pool *p = tk_pool_new(TK_POOL_PROCESSES, 2);
+    tk_future *f = tk_pool_submit(p, blob_of, tk_args_of("i", 3 << 20), NULL);
+    const tk_args *r;
+    assert_int_equal(tk_future_result(f, 60.0, &r), 0);
+    check_blob(r, 3 << 20);
+    tk_future_free(f);
+    enum { N = 64 };
+    tk_args *items[N], *res[N];
+    for (int i = 0; i < N; i++)
+        items[i] = tk_args_of("i", 1000 + i * 997);
+    assert_int_equal(tk_pool_map_ex(p, blob_of, items, N, res, 3), 0);
+    for (int i = 0; i < N; i++) {
+        check_blob(res[i], 1000 + i * 997);
+        tk_args_free(res[i]);
+    }
+    tk_pool_free(p);
+}
+
 static void map_reports_first_failure_after_all(void **state)
 {
     (void)state;
@@ -483,6 +533,98 @@ static void initializer_runs_in_each_worker(void **state)
     tk_pool_free(p);
 }
 
+static int my_full_name(const tk_args *a, const tk_kwargs *kw, tk_args *res)
+{
+    (void)a;
+    (void)kw;
+    char os[32] = {0};
+    prctl(PR_GET_NAME, os);
+    if (tk_args_add_str(res, os) < 0)
+        return -1;
+    return tk_args_add_str(res, tk_process_name(tk_current_process()));
+}
+
+/* The OS keeps 15 bytes of "ProcessPool-12_0"; libtaskkit keeps it all. */
+static void process_worker_keeps_full_name(void **state)
+{
+    (void)state;
+    bool long_seen = false;
+    for (int i = 0; i < 12 && !long_seen; i++) {
+        tk_pool *p = tk_pool_new(TK_POOL_PROCESSES, 1);
+        assert_non_null(p);
+        tk_future *f = tk_pool_submit(p, my_full_name, NULL, NULL);
+        const tk_args *r;
+        assert_int_equal(tk_future_result(f, 30.0, &r), 0);
+        const char *os, *full;
+        assert_int_equal(tk_args_get_str(r, 0, &os), 0);
+        assert_int_equal(tk_args_get_str(r, 1, &full), 0);
+        int id = -1, idx = -1, end = 0;
+        assert_int_equal(sscanf(full, "ProcessPool-%d_%d%n", &id, &idx, &end), 2);
+        assert_int_equal((size_t)end, strlen(full));
+        assert_int_equal(idx, 0);
+        assert_int_equal(strncmp(os, full, 15), 0);
+        assert_true(strlen(os) <= 15);
+        long_seen = strlen(full) > 15;
+        tk_future_free(f);
+        tk_pool_free(p);
+    }
+    assert_true(long_seen);
+}
+
+static int pool_in_daemon(const tk_args *a, const tk_kwargs *kw)
+{
+    (void)a;
+    (void)kw;
+    tk_pool *p = tk_pool_new_ex(TK_POOL_PROCESSES, 1, NULL, tk_args_of("i", 1));
+    if (p || tk_last_error_code() != TK_ESTATE ||
+        strcmp(tk_last_error(), "daemonic processes are not allowed to have children") != 0)
+        return 1;
+    /* Threads are fine. */
+    p = tk_pool_new(TK_POOL_THREADS, 1);
+    if (!p)
+        return 2;
+    tk_future *f = tk_pool_submit(p, square, tk_args_of("i", 3), NULL);
+    const tk_args *r;
+    int64_t v = 0;
+    int rc = tk_future_result(f, 30.0, &r) == 0 && tk_args_get_int(r, 0, &v) == 0 && v == 9 ? 0 : 3;
+    tk_future_free(f);
+    tk_pool_free(p);
+    return rc;
+}
+
+/* Runs in a fresh copy of this program: a daemonic child tries both kinds
+ * of pool. */
+static int mode_daemon_pool(void)
+{
+    tk_process *c = tk_process_new(pool_in_daemon, NULL, NULL);
+    if (!c || tk_process_set_daemon(c, true) < 0 || tk_process_start(c) < 0 ||
+        tk_process_join(c, 60.0) < 0)
+        return 10;
+    int code = tk_process_exitcode(c);
+    tk_process_free(c);
+    printf("daemon child exit code %d\n", code);
+    return code;
+}
+
+static void daemonic_process_cannot_create_process_pool(void **state)
+{
+    (void)state;
+    const char *mode = getenv("TK_TEST_MODE");
+    if (mode && strcmp(mode, "tsan") == 0) {
+        /* Every tk_process child that ends through tk_shutdown() trips a
+         * ThreadSanitizer lock-order report in this tree (process.c re-
+         * initialises locks its fork hook took; test_process fails the same
+         * way): reported to the lead, skipped here until that is fixed. */
+        skip();
+    }
+    static char out[1 << 16];
+    int st = tt_run_self("daemon-pool", out, sizeof out, 60.0);
+    if (st != 0)
+        fprintf(stderr, "%s", out);
+    assert_int_equal(st, 0);
+    assert_non_null(strstr(out, "daemon child exit code 0"));
+}
+
 static void workers_are_named(void **state)
 {
     (void)state;
@@ -552,8 +694,9 @@ static void end_of_program_finishes_work(void **state)
     (void)state;
     const char *modes[] = {"exit-thread-pool", "exit-process-pool"};
     for (int i = 0; i < 2; i++) {
-        char out[256];
-        int st = tt_run_self(modes[i], out, sizeof out, 30.0);
+        /* Room for valgrind's reports from the forked workers too. */
+        static char out[1 << 16];
+        int st = tt_run_self(modes[i], out, sizeof out, 60.0);
         assert_int_equal(st, 0);
         assert_non_null(strstr(out, "work finished"));
     }
@@ -564,6 +707,7 @@ int main(void)
     static const struct tt_mode modes[] = {
         {"exit-thread-pool", mode_exit_thread_pool},
         {"exit-process-pool", mode_exit_process_pool},
+        {"daemon-pool", mode_daemon_pool},
     };
     tt_child_main(modes, sizeof modes / sizeof modes[0]);
     const struct CMUnitTest tests[] = {
@@ -573,6 +717,7 @@ int main(void)
         cmocka_unit_test(map_in_order),
         cmocka_unit_test(map_arrays_reused_at_once),
         cmocka_unit_test(map_reports_first_failure_after_all),
+        cmocka_unit_test(process_results_larger_than_the_ring),
         cmocka_unit_test(shutdown_refuses_and_cancels),
         cmocka_unit_test(shutdown_lets_work_finish),
         cmocka_unit_test(cancel_pending_only),
@@ -584,6 +729,8 @@ int main(void)
         cmocka_unit_test(wait_any_and_timeouts),
         cmocka_unit_test(initializer_runs_in_each_worker),
         cmocka_unit_test(workers_are_named),
+        cmocka_unit_test(process_worker_keeps_full_name),
+        cmocka_unit_test(daemonic_process_cannot_create_process_pool),
         cmocka_unit_test(waiting_shutdown_from_own_task_is_edeadlk),
         cmocka_unit_test(end_of_program_finishes_work),
     };

@@ -289,6 +289,37 @@ static void shared_queue_refuses_pointers_and_oversize(void **state)
     tk_queue_free(q);
 }
 
+/* Items of every size, small (copied through the stack) and large (through
+ * the heap), wrapping around the ring's end, come out byte for byte. */
+static void shared_items_of_any_size_wrap_intact(void **state)
+{
+    (void)state;
+    enum { CAP = 16384 };
+    tk_queue *q = tk_queue_new_ex(0, TK_SHARED, CAP);
+    assert_non_null(q);
+    static unsigned char blob[CAP], back[CAP];
+    for (size_t i = 0; i < sizeof blob; i++)
+        blob[i] = (unsigned char)(i * 7 + 3);
+    for (int round = 0; round < 60; round++) {
+        size_t n = (size_t)(round * 997) % (CAP - 64); /* 0 .. ~16 KiB */
+        tk_args *a = tk_args_of("yi", (const void *)(blob + round), n, round);
+        assert_int_equal(tk_queue_put(q, a, 0), 0);
+        tk_args *got = NULL;
+        assert_int_equal(tk_queue_get(q, &got, 0), 0);
+        const void *y;
+        size_t ny;
+        int64_t r;
+        assert_int_equal(tk_args_get_bytes(got, 0, &y, &ny), 0);
+        assert_int_equal(tk_args_get_int(got, 1, &r), 0);
+        assert_int_equal(ny, n);
+        assert_int_equal(r, round);
+        memcpy(back, y, ny);
+        assert_memory_equal(back, blob + round, n);
+        tk_args_free(got);
+    }
+    tk_queue_free(q);
+}
+
 static void shared_queue_full_blocks_then_fails(void **state)
 {
     (void)state;
@@ -455,6 +486,7 @@ int main(void)
         cmocka_unit_test(stop_interrupts_get),
         cmocka_unit_test(four_producers_four_consumers),
         cmocka_unit_test(shared_queue_refuses_pointers_and_oversize),
+        cmocka_unit_test(shared_items_of_any_size_wrap_intact),
         cmocka_unit_test(shared_queue_full_blocks_then_fails),
         cmocka_unit_test(shared_maxsize_close_task_done),
         cmocka_unit_test(child_puts_in_order_intact),

@@ -68,7 +68,8 @@ typedef struct tk_future tk_future;
  *
  * Errors: `TK_EINVAL` (bad kind or worker count), `TK_ESTATE` (during
  * tk_shutdown(): "can't create new thread at interpreter shutdown"; a
- * process pool from a daemonic process), `TK_ENOMEM`, an OS error if a
+ * process pool from a daemonic process: "daemonic processes are not
+ * allowed to have children"), `TK_ENOMEM`, an OS error if a
  * worker cannot be started. Thread-safety: safe from any thread.
  */
 TK_API tk_pool *tk_pool_new(tk_pool_kind kind, int workers);

@@ -16,15 +16,13 @@
 
 /* Modules that may not be in the library yet: weak references, NULL when
  * absent (the program links the whole archive, so present ones resolve). */
-typedef struct tk_process tk_process;
-tk_process *tk_process_new(tk_target target, tk_args *args, tk_kwargs *kwargs)
-    __attribute__((weak));
-int tk_process_start(tk_process *p) __attribute__((weak));
-int tk_process_join(tk_process *p, double timeout) __attribute__((weak));
-int tk_process_terminate(tk_process *p) __attribute__((weak));
-int tk_process_kill(tk_process *p) __attribute__((weak));
-int tk_process_exitcode(const tk_process *p) __attribute__((weak));
-void tk_process_free(tk_process *p) __attribute__((weak));
+#pragma weak tk_process_new
+#pragma weak tk_process_start
+#pragma weak tk_process_join
+#pragma weak tk_process_terminate
+#pragma weak tk_process_kill
+#pragma weak tk_process_exitcode
+#pragma weak tk_process_free
 #pragma weak tk_queue_new
 #pragma weak tk_queue_new_ex
 #pragma weak tk_queue_put
