@@ -57,7 +57,7 @@
     X(ETASK, (-5011), "the task failed")
 
 /** @cond TK_INTERNAL */
-#define TK__ERR_ENUM(name, value, msg) TK_##name = value,
+#define TK__ERR_ENUM(name, value, msg) TK_##name = (value),
 /** @endcond */
 
 /**
