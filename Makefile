@@ -64,7 +64,7 @@ BENCH_SRCS := $(sort $(wildcard bench/*.c))
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all lib test check demo examples docs bench install uninstall clean \
-        need-cmocka build-tests test-asan test-tsan test-valgrind
+        need-cmocka build-tests conformance test-asan test-tsan test-valgrind
 
 all: $(STATIC) $(SHARED)
 lib: all
@@ -110,6 +110,12 @@ test: build-tests
 	@[ -n "$(EXTRA_CFLAGS)" ] || tools/check-install.sh $(BUILD)
 	@TK_EXAMPLES_DIR=$(BUILD)/examples tests/run-tests.sh $(TEST_BINS)
 check: test
+
+# The independent conformance suite: tests/conformance/*.c written from
+# API.md alone, compiled as C99 against the *installed* headers and library.
+conformance: all
+	@tools/need pc cmocka libcmocka-dev
+	@tools/conformance.sh $(BUILD)
 
 test-asan:
 	TK_TEST_MODE=asan $(MAKE) BUILD=build/asan CFLAGS="-O1 -g" \

@@ -3,7 +3,10 @@
  *
  * A *row* compares libtaskkit (side 0) with one or more baselines doing the
  * same work. Each side is either a C function run in this process or an
- * external *peer* (the GLib helper, the Python script) run once per round.
+ * external *peer* (the GLib helper, the Python script): a child process that
+ * reads an operation count per line on stdin, runs that many operations and
+ * answers with the time per operation, so it starts once per row, not once
+ * per round.
  * Every side is first calibrated so one round lasts about BH_ROUND_MS, then
  * the sides take turns, round after round (forward on even rounds, backward
  * on odd ones, so no side always runs on a warm or a cold machine). A figure
@@ -22,6 +25,7 @@
 #define BENCH_HARNESS_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <math.h>
 #include <stdarg.h>
@@ -29,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -52,6 +57,8 @@ struct bh_side {
     long fixed_n;        /* > 0: operations per round, not calibrated */
     long min_n;          /* calibration starts here (sides with a cost per round) */
     const char *missing; /* set: the side cannot run, print this instead */
+    pid_t peer_pid;      /* the running peer (internal) */
+    FILE *peer_to, *peer_from;
 };
 
 struct bh_stats {
@@ -166,9 +173,16 @@ static inline void bh_emit(const char *row, bool first, const char *impl, enum b
     if (target > 0 && !isnan(ratio)) {
         met = ratio <= target ? "met" : "NOT met";
         snprintf(tg, sizeof tg, "<= %.3gx %s", target, met);
+        FILE *t = bh_open("targets.tsv", NULL); /* run-bench.sh sums these up */
+        fprintf(t, "%s\t%s\t%s\t%.2fx\t<= %.3gx\t%s\n", bh.section, row, impl, ratio, target,
+                met);
+        fclose(t);
     }
     if (note != NULL) {
         printf("%-40s %-26s %s\n", first ? row : "", impl, note);
+        fprintf(bh.csv, "%s,%s,\"%s\",%s,%s,,,,0,,,%s\n", bh.prog, bh.section, row, impl,
+                bh_unit_name(u), note);
+        fflush(bh.csv);
         fprintf(bh.md, "| %s | %s | %s | | | | |\n", first ? row : "", impl, note);
         fflush(bh.md);
         return;
@@ -191,23 +205,65 @@ static inline void bh_emit(const char *row, bool first, const char *impl, enum b
 
 /* ------------------------------------------------------------ measuring */
 
-/* Runs a peer for n operations; returns ns per operation, or NAN. */
-static inline double bh_peer(const char *peer, long n)
+/* Starts the side's peer: "glib NAME" runs $BENCH_GLIB NAME, "py NAME" runs
+ * $BENCH_PYTHON $BENCH_PY NAME. */
+static inline bool bh_peer_start(struct bh_side *s)
 {
-    const char *glib = getenv("BENCH_GLIB"), *py = getenv("BENCH_PY");
     const char *pyexe = getenv("BENCH_PYTHON") ? getenv("BENCH_PYTHON") : "python3";
-    char cmd[1024];
-    if (strncmp(peer, "glib ", 5) == 0)
-        snprintf(cmd, sizeof cmd, "'%s' %s %ld", glib, peer + 5, n);
-    else
-        snprintf(cmd, sizeof cmd, "'%s' '%s' %s %ld", pyexe, py, peer + 3, n);
+    const char *argv[4] = {getenv("BENCH_GLIB"), s->peer + 5, NULL, NULL};
+    int to[2], from[2];
+    if (strncmp(s->peer, "py ", 3) == 0) {
+        argv[0] = pyexe;
+        argv[1] = getenv("BENCH_PY");
+        argv[2] = s->peer + 3;
+    }
+    /* Close-on-exec: a peer started later must not hold this one's stdin
+     * open, or closing it would never reach the peer as EOF. */
+    if (pipe2(to, O_CLOEXEC) != 0 || pipe2(from, O_CLOEXEC) != 0)
+        bh_die("pipe failed");
     fflush(NULL);
-    FILE *p = popen(cmd, "r");
-    double v = NAN;
-    if (p == NULL || fscanf(p, "%lf", &v) != 1)
-        v = NAN;
-    if (p != NULL && pclose(p) != 0)
-        v = NAN;
+    s->peer_pid = fork();
+    if (s->peer_pid < 0)
+        bh_die("fork failed");
+    if (s->peer_pid == 0) {
+        dup2(to[0], 0);
+        dup2(from[1], 1);
+        close(to[0]);
+        close(to[1]);
+        close(from[0]);
+        close(from[1]);
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(to[0]);
+    close(from[1]);
+    s->peer_to = fdopen(to[1], "w");
+    s->peer_from = fdopen(from[0], "r");
+    return s->peer_to != NULL && s->peer_from != NULL;
+}
+
+static inline void bh_peer_stop(struct bh_side *s)
+{
+    if (s->peer_pid <= 0)
+        return;
+    fclose(s->peer_to); /* EOF on its stdin: the peer leaves */
+    fclose(s->peer_from);
+    waitpid(s->peer_pid, NULL, 0);
+    s->peer_pid = 0;
+}
+
+/* Has the side's peer run n operations; returns ns per operation, or NAN. */
+static inline double bh_peer(struct bh_side *s, long n)
+{
+    double v;
+    if (s->peer_pid == 0 && !bh_peer_start(s))
+        return NAN;
+    if (fprintf(s->peer_to, "%ld\n", n) < 0 || fflush(s->peer_to) != 0 ||
+        fscanf(s->peer_from, "%lf", &v) != 1) {
+        kill(s->peer_pid, SIGKILL);
+        bh_peer_stop(s);
+        return NAN;
+    }
     return v;
 }
 
@@ -224,10 +280,10 @@ static inline const char *bh_peer_missing(const char *peer)
 }
 
 /* One round of a side: ns per operation. */
-static inline double bh_round(const struct bh_side *s, long n)
+static inline double bh_round(struct bh_side *s, long n)
 {
     if (s->peer != NULL)
-        return bh_peer(s->peer, n);
+        return bh_peer(s, n);
     if (s->timed != NULL)
         return s->timed(s->ctx, n) / n;
     double t0 = bh_now();
@@ -238,7 +294,7 @@ static inline double bh_round(const struct bh_side *s, long n)
 /* Finds n so that a round lasts about bh.round_ns (doubles as a warm-up).
  * The time per operation is taken from the last two trial sizes, so a fixed
  * cost per round (starting threads) does not shrink n. */
-static inline long bh_calibrate(const struct bh_side *s)
+static inline long bh_calibrate(struct bh_side *s)
 {
     long n = s->min_n > 0 ? s->min_n : 1, prev_n = 0;
     double prev_total = 0;
@@ -310,9 +366,11 @@ static inline void bh_measure(struct bh_side *sides, int ns, struct bh_stats *st
             }
         }
     }
-    for (int i = 0; i < ns; i++)
+    for (int i = 0; i < ns; i++) {
+        bh_peer_stop(&sides[i]);
         if (st[i].ok)
             bh_stats_finish(&st[i], bh.rounds);
+    }
 }
 
 /* A timed row: sides[0] is libtaskkit, the others its baselines. */
@@ -363,7 +421,7 @@ static inline void bh_curve_begin(const char *name, const char *title, const cha
     fprintf(bh.curve, "#title %s\n#xlabel %s\n#ylabel time per operation (us)\n#logy %d\n"
                       "#impls", title, xlabel, logy ? 1 : 0);
     for (int i = 0; i < ns; i++)
-        fprintf(bh.curve, " %s", sides[i].impl);
+        fprintf(bh.curve, "%s%s", i ? "|" : " ", sides[i].impl);
     fprintf(bh.curve, "\n# x, then median min max (us) per impl\n");
     bh_section(title);
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""bench/peers.py NAME N - the Python baselines.
+"""bench/peers.py NAME - the Python baselines.
 
-Runs benchmark NAME for N operations (after a short untimed warm-up) and
-prints the time per operation in nanoseconds. Each function below does the
+For each count N read from stdin, runs benchmark NAME for N operations
+(after a short untimed warm-up) and prints the time per operation in
+nanoseconds (see bench/harness.h). Each function below does the
 same work as the libtaskkit side of its row in bench/*.c: read them side by
 side. Pools, queues and pipes are created before the clock starts, as in C.
 """
@@ -108,16 +109,25 @@ def counter(n):
     return timed(op, n)
 
 
+_pools = {}
+
+
+def pooled(kind):
+    """One pool per peer, kept across rounds like the C sides' pools."""
+    if kind not in _pools:
+        _pools[kind] = (ThreadPoolExecutor(max_workers=WORKERS) if kind == "threads"
+                        else FORK.Pool(WORKERS))
+    return _pools[kind]
+
+
 def tpe(n):
-    with ThreadPoolExecutor(max_workers=WORKERS) as ex:
-        def op(n):
-            wait([ex.submit(noop) for _ in range(n)])
-        return timed(op, n)
+    ex = pooled("threads")
+    return timed(lambda n: wait([ex.submit(noop) for _ in range(n)]), n)
 
 
 def pool_map(n, chunksize):
-    with FORK.Pool(WORKERS) as pool:
-        return timed(lambda n: pool.map(noop, range(n), chunksize), n)
+    pool = pooled("processes")
+    return timed(lambda n: pool.map(noop, range(n), chunksize), n)
 
 
 def pool_map1(n):
@@ -187,5 +197,6 @@ def pipe_pingpong(n):
 
 
 if __name__ == "__main__":
-    name, count = sys.argv[1], int(sys.argv[2])
-    print(f"{globals()[name](count):.1f}")
+    bench = globals()[sys.argv[1]]
+    for line in sys.stdin:
+        print(f"{bench(int(line)):.1f}", flush=True)

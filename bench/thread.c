@@ -156,7 +156,7 @@ static void idle_cost(void *tk, double *out)
 static void memory_rows(void)
 {
     double rss[2][BH_MAX_ROUNDS] = {{0}}, heap[2][BH_MAX_ROUNDS] = {{0}};
-    double extra[1][BH_MAX_ROUNDS], out[2];
+    double extra[1][BH_MAX_ROUNDS], extra_heap[1][BH_MAX_ROUNDS], out[2];
     const char *impls[] = {"libtaskkit", "pthread"}, *diff[] = {"libtaskkit - pthread"};
     const char *missing = HAVE_TK ? NULL : "not built yet";
     bh_section("Threads: memory (each round in a fresh child)");
@@ -170,12 +170,16 @@ static void memory_rows(void)
             heap[side][r] = out[1];
         }
         extra[0][r] = (rss[0][r] - rss[1][r]) / IDLE_THREADS;
+        extra_heap[0][r] = heap[0][r] - heap[1][r];
     }
     bh_value_row("RSS of 1,000 idle threads", BH_BYTES, impls, 2, bh.rounds, rss, missing);
     bh_value_row("heap bytes per live thread", BH_BYTES, impls, 2, bh.rounds, heap, missing);
-    if (HAVE_TK)
-        bh_value_row("RSS per idle thread beyond pthread", BH_BYTES, diff, 1, bh.rounds, extra,
-                     NULL);
+    if (!HAVE_TK)
+        return;
+    bh_value_row("heap per live thread beyond pthread", BH_BYTES, diff, 1, bh.rounds,
+                 extra_heap, NULL);
+    bh_value_row("RSS per idle thread beyond pthread", BH_BYTES, diff, 1, bh.rounds, extra,
+                 NULL);
 }
 
 /* ------------------------------------------------------------ main */

@@ -88,6 +88,19 @@ void *tk__error_null(int code, const char *fmt, ...)
     return NULL;
 }
 
+int tk_set_error(int code, const char *fmt, ...)
+{
+    if (code >= 0)
+        return tk__error(TK_EINVAL, "tk_set_error: code must be negative, got %d", code);
+    if (!fmt)
+        return tk__error(code, "%s", "");
+    va_list ap;
+    va_start(ap, fmt);
+    set_error_v(code, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
 int (tk__os_error)(int err, const char *what)
 {
     /* strerror_r (GNU flavour) is thread-safe where strerror is not. */

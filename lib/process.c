@@ -52,7 +52,7 @@ struct tk_process {
     unsigned idnum;         /* N in Process-...:N, extends the child's identity */
     bool daemon;
     /* Guarded by reg_lock once started. */
-    int state;
+    int state;              /* written under reg_lock; read with state_of() */
     pid_t pid;
     int fd;                 /* pidfd or exit-pipe read end, -1 when closed */
     bool pidfd;             /* fd is a pidfd (else an exit pipe) */
@@ -110,12 +110,20 @@ static int pidfd_mode = -1;
 /* Exit-pipe mode: this process's own exit-pipe write end (its parent waits
  * on the read end), closed in every process forked from it. */
 static int my_exit_fd = -1;
-/* Exit-pipe mode: between pipe creation and closing the parent's copy of the
- * write end, no other fork may happen, or that child would inherit it and
- * keep our sentinel unreadable. Our prepare hook takes this lock; the
- * thread that holds it for its own fork is marked in `in_spawn`. */
-static pthread_mutex_t spawn_lock = PTHREAD_MUTEX_INITIALIZER;
-static __thread bool in_spawn;
+/* Exit-pipe mode: a write end is open in the parent from pipe creation
+ * until the fork has happened; a child forked meanwhile by another thread
+ * (a raw fork too) would inherit it and keep that sentinel unreadable for
+ * its whole life. Such write ends are listed here (nodes live on the
+ * spawning threads' stacks, under reg_lock), and the fork hook closes them
+ * in every child except the one they were made for (`spawning_fd`).
+ * Serialising forks with a lock instead would invert the lock order with
+ * the runtime's fork hooks. */
+struct inflight {
+    int fd;
+    struct inflight *next;
+};
+static struct inflight *inflight;
+static __thread int spawning_fd = -1;
 
 static void reap_detached_locked(void);
 static void release_child_name(char *old);
@@ -150,6 +158,18 @@ static void unlock(void)
 {
     if (pthread_mutex_unlock(&reg_lock) != 0)
         tk__panic("process registry: cannot unlock");
+}
+
+/* The state may be read without the lock by calls that only need to know
+ * whether start has happened; writers hold reg_lock and publish with it. */
+static int state_of(const tk_process *h)
+{
+    return __atomic_load_n(&h->state, __ATOMIC_ACQUIRE);
+}
+
+static void set_state(tk_process *h, int state)
+{
+    __atomic_store_n(&h->state, state, __ATOMIC_RELEASE);
 }
 
 static bool is_own_child(const tk_process *h)
@@ -296,7 +316,7 @@ int tk_process_set_daemon(tk_process *p, bool daemon)
 {
     if (!p)
         return tk__error(TK_EINVAL, "tk_process_set_daemon: process must not be NULL");
-    if (p->kind != KIND_CHILD || p->state != ST_NEW || !is_own_child(p))
+    if (p->kind != KIND_CHILD || state_of(p) != ST_NEW || !is_own_child(p))
         return tk__error(TK_ESTATE, "process has already started");
     p->daemon = daemon;
     return 0;
@@ -366,7 +386,7 @@ static bool reap_locked(tk_process *h)
         code = 0;
     }
     h->exitcode = code;
-    h->state = ST_ENDED;
+    set_state(h, ST_ENDED);
     close_fd_if_unused_locked(h);
     if (h->listed)
         unlist_locked(h);
@@ -396,7 +416,7 @@ static int check_child(const tk_process *p, const char *verb, const char *fn)
         return tk__error(TK_EINVAL, "%s: process must not be NULL", fn);
     if (!is_own_child(p))
         return tk__error(TK_ESTATE, "can only %s a child process", verb);
-    if (p->state == ST_NEW)
+    if (state_of(p) == ST_NEW)
         return tk__error(TK_ESTATE, "can only %s a started process", verb);
     return 0;
 }
@@ -485,7 +505,7 @@ bool tk_process_is_alive(tk_process *p)
         return true;
     if (p->kind == KIND_PARENT)
         return getppid() == p->pid;
-    if (!is_own_child(p) || p->state == ST_NEW)
+    if (!is_own_child(p) || state_of(p) == ST_NEW)
         return false;
     lock();
     bool alive = !reap_locked(p);
@@ -498,7 +518,7 @@ int tk_process_exitcode(const tk_process *cp)
     tk_process *p = (tk_process *)cp; /* reaping is a logical const */
     if (!p)
         return TK_EXITCODE_NONE;
-    if (!is_own_child(p) || p->state == ST_NEW)
+    if (!is_own_child(p) || state_of(p) == ST_NEW)
         return p->exitcode;
     lock();
     reap_locked(p);
@@ -518,7 +538,7 @@ int tk_process_sentinel(const tk_process *cp)
         tk__error(TK_ESTATE, "can only use the sentinel of a child process");
         return -1;
     }
-    if (p->state == ST_NEW) {
+    if (state_of(p) == ST_NEW) {
         tk__error(TK_ESTATE, "process not started");
         return -1;
     }
@@ -829,26 +849,40 @@ static int spawn_pidfd(tk_process *p, struct spawned *out)
     return 0;
 }
 
+static void inflight_remove_locked(struct inflight *node)
+{
+    struct inflight **pp = &inflight;
+    while (*pp != node)
+        pp = &(*pp)->next;
+    *pp = node->next;
+}
+
 static int spawn_pipe(tk_process *p, struct spawned *out)
 {
     int fds[2];
-    pthread_mutex_lock(&spawn_lock);
-    in_spawn = true;
+    struct inflight node;
+    lock(); /* no fork can come between creating and listing the pipe */
     int r = tk__proc_exit_pipe(fds);
-    if (r < 0) {
-        in_spawn = false;
-        pthread_mutex_unlock(&spawn_lock);
-        return tk__os_error(-r, "cannot start process: pipe");
+    if (r == 0) {
+        node.fd = fds[1];
+        node.next = inflight;
+        inflight = &node;
     }
+    unlock();
+    if (r < 0)
+        return tk__os_error(-r, "cannot start process: pipe");
     pid_t parent = tk__getpid();
     tk__flush_stdio();
+    spawning_fd = fds[1];
     pid_t pid = fork();
     if (pid == 0)
         child_main(p, parent, fds);
     int err = errno;
+    spawning_fd = -1;
+    lock(); /* unlisted before closing: the number may be reused at once */
+    inflight_remove_locked(&node);
+    unlock();
     close(fds[1]);
-    in_spawn = false;
-    pthread_mutex_unlock(&spawn_lock);
     if (pid < 0) {
         close(fds[0]);
         return fork_error(err);
@@ -980,7 +1014,7 @@ static int check_startable(const tk_process *p)
 {
     if (!p)
         return tk__error(TK_EINVAL, "tk_process_start: process must not be NULL");
-    if (p->kind == KIND_CHILD && p->state != ST_NEW)
+    if (p->kind == KIND_CHILD && state_of(p) != ST_NEW)
         return tk__error(TK_ESTATE, "cannot start a process twice");
     if (!is_own_child(p))
         return tk__error(TK_ESTATE,
@@ -1010,11 +1044,11 @@ int tk_process_start(tk_process *p)
     p->fd = out.fd;
     p->pidfd = out.pidfd;
     if (out.echild) {
-        p->state = ST_ENDED;
+        set_state(p, ST_ENDED);
         p->echild = true;
         p->exitcode = 0;
     } else {
-        p->state = ST_STARTED;
+        set_state(p, ST_STARTED);
         p->listed = true;
         p->refs++;
         p->next = children;
@@ -1130,7 +1164,7 @@ static void proc_shutdown(void)
     tk_process *h;
     while ((h = pick_child(false)) != NULL) {
         int r = wait_ended(h, &forever, "tk_shutdown");
-        bool stuck = r < 0 && r != TK_ECHILD && h->state != ST_ENDED;
+        bool stuck = r < 0 && r != TK_ECHILD && state_of(h) != ST_ENDED;
         tk_process_free(h);
         if (stuck)
             break; /* poll failed: never spin at exit */
@@ -1141,8 +1175,6 @@ static void proc_shutdown(void)
 
 static void proc_prepare(void)
 {
-    if (!in_spawn)
-        pthread_mutex_lock(&spawn_lock);
     pthread_mutex_lock(&reg_lock);
     forking_pid = tk__getpid();
 }
@@ -1150,25 +1182,26 @@ static void proc_prepare(void)
 static void proc_parent(void)
 {
     pthread_mutex_unlock(&reg_lock);
-    if (!in_spawn)
-        pthread_mutex_unlock(&spawn_lock);
 }
 
-/* Runs in the new child, which has one thread: no allocation, and the locks
- * are re-initialised rather than unlocked (prepare took some of them, but
- * the forker's locks may be held by threads that do not exist here). */
+/* Runs in the new child, which has one thread: no allocation. The forking
+ * thread holds reg_lock (taken in prepare) and releases it; the forker's
+ * locks may be held by threads that do not exist here, so they are
+ * re-initialised. */
 static void proc_child(void)
 {
     static const pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
     static const pthread_cond_t fresh_cond = PTHREAD_COND_INITIALIZER;
-    reg_lock = fresh;
-    spawn_lock = fresh;
+    for (struct inflight *n = inflight; n; n = n->next)
+        if (n->fd != spawning_fd)
+            close(n->fd); /* another start's exit pipe: not ours to hold */
+    inflight = NULL;
+    pthread_mutex_unlock(&reg_lock);
     forker.lock = fresh;
     forker.serial = fresh;
     forker.cond = fresh_cond;
     forker.running = false;
     forker.req = NULL;
-    in_spawn = false;
     /* The parent's children are not ours: keep them reachable, forget them. */
     if (children) {
         tk_process *tail = children;

@@ -101,6 +101,19 @@ static void long_messages_are_cut_not_overflowed(void **state)
     assert_int_equal(strlen(tk_last_error()), TK__ERRMSG_MAX - 1);
 }
 
+static void users_record_their_own_failures(void **state)
+{
+    (void)state;
+    assert_int_equal(tk_set_error(TK_EINVAL, "num must be positive, got %d", -3), TK_EINVAL);
+    assert_int_equal(tk_last_error_code(), TK_EINVAL);
+    assert_string_equal(tk_last_error(), "num must be positive, got -3");
+    assert_int_equal(tk_set_error(TK_ETASK, NULL), TK_ETASK);
+    assert_string_equal(tk_last_error(), "");
+    /* a non-negative code is a misuse, reported as such */
+    assert_int_equal(tk_set_error(0, "fine"), TK_EINVAL);
+    assert_string_equal(tk_last_error(), "tk_set_error: code must be negative, got 0");
+}
+
 static void version_agrees(void **state)
 {
     (void)state;
@@ -119,6 +132,7 @@ int main(void)
         cmocka_unit_test(last_error_is_per_thread),
         cmocka_unit_test(os_error_names_the_call),
         cmocka_unit_test(long_messages_are_cut_not_overflowed),
+        cmocka_unit_test(users_record_their_own_failures),
         cmocka_unit_test(version_agrees),
     };
     return cmocka_run_group_tests_name("error", tests, NULL, NULL);

@@ -31,7 +31,11 @@
 #include <string.h>
 #include <dirent.h>
 #include <grp.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -708,6 +712,16 @@ static int in_child(int (*fn)(void))
         }                                                                      \
     } while (0)
 
+/* Open descriptors, counted without opening one (tt_count_fds reads a
+ * directory, which needs a free descriptor). */
+static int count_fds_raw(void)
+{
+    int n = 0;
+    for (int fd = 0; fd < 4096; fd++)
+        n += fcntl(fd, F_GETFD) >= 0;
+    return n;
+}
+
 /* Lowers the soft descriptor limit to what is open now, so the next
  * descriptor the library asks for is refused with EMFILE. */
 static int exhaust_fds(struct rlimit *saved)
@@ -824,8 +838,155 @@ static void thread_creation_refused(void **state)
     assert_int_equal(in_child(child_thread_refused), 0);
 }
 
+/* ------------------------------------------------------------ processes */
+
+static int child_exit5(const tk_args *a, const tk_kwargs *k)
+{
+    (void)a;
+    (void)k;
+    return 5;
+}
+
+static int sc_process_new(void)
+{
+    tk_args *a = tk_args_of("s", long_str); /* handed over, also on failure */
+    arm();
+    tk_process *p = tk_process_new(child_exit5, a, NULL);
+    disarm();
+    int rc = ctor_rc(p);
+    tk_process_free(p);
+    return rc;
+}
+
+static int sc_process_start(void)
+{
+    tk_process *p = tk_process_new(child_exit5, NULL, NULL);
+    assert_non_null(p);
+    int zombies = tt_count_zombies();
+    arm();
+    int rc = tk_process_start(p);
+    disarm();
+    if (rc == 0) {
+        assert_int_equal(tk_process_join(p, TK_FOREVER), 0);
+        assert_int_equal(tk_process_exitcode(p), 5);
+    } else {
+        assert_int_equal(tk_process_pid(p), 0);
+    }
+    tk_process_free(p);
+    assert_int_equal(tt_count_zombies(), zombies);
+    return rc;
+}
+
+static void process_allocation_points(void **state)
+{
+    (void)state;
+    fault_sweep("tk_process_new", sc_process_new);
+    fault_sweep("tk_process_start", sc_process_start);
+}
+
+/* fork refused: a clean TK_EAGAIN, no child, no zombie, no descriptor, and
+ * the unstarted handle frees cleanly. */
+static int child_fork_refused(void)
+{
+    tk_process *p = tk_process_new(child_exit5, tk_args_of("s", long_str), NULL);
+    CHILD_CHECK(p != NULL);
+    struct rlimit saved;
+    CHILD_CHECK(refuse_new_tasks(&saved) == 0);
+    int fds = tt_count_fds(), threads = count_threads();
+    int rc = tk_process_start(p);
+    CHILD_CHECK(rc == TK_EAGAIN);
+    CHILD_CHECK(tk_last_error()[0] != '\0');
+    CHILD_CHECK(tk_process_pid(p) == 0 && !tk_process_is_alive(p));
+    CHILD_CHECK(tt_count_fds() == fds && count_threads() == threads);
+    CHILD_CHECK(tt_count_zombies() == 0);
+    CHILD_CHECK(setrlimit(RLIMIT_NPROC, &saved) == 0);
+    tk_process_free(p);
+    return 0;
+}
+
+static void fork_refused(void **state)
+{
+    (void)state;
+    assert_int_equal(in_child(child_fork_refused), 0);
+}
+
+/* No descriptor left for the start's pipes/pidfd: a clean error, and
+ * nothing left behind. */
+static int child_process_without_fds(void)
+{
+    tk_process *p = tk_process_new(child_exit5, NULL, NULL);
+    CHILD_CHECK(p != NULL);
+    struct rlimit saved;
+    CHILD_CHECK(exhaust_fds(&saved) == 0);
+    int fds = count_fds_raw();
+    int rc = tk_process_start(p);
+    CHILD_CHECK(rc == TK_EMFILE || rc == 0);
+    if (rc == 0) { /* started without a new descriptor: must still join */
+        CHILD_CHECK(tk_process_join(p, TK_FOREVER) == 0 && tk_process_exitcode(p) == 5);
+    } else {
+        CHILD_CHECK(tk_last_error()[0] != '\0');
+        CHILD_CHECK(tk_process_pid(p) == 0 || !tk_process_is_alive(p));
+    }
+    CHILD_CHECK(count_fds_raw() <= fds);
+    CHILD_CHECK(setrlimit(RLIMIT_NOFILE, &saved) == 0);
+    tk_process_free(p);
+    usleep(100000); /* a child killed on the error path has time to die */
+    CHILD_CHECK(tt_count_zombies() == 0);
+    return 0;
+}
+
+static void process_fds_exhausted(void **state)
+{
+    (void)state;
+    assert_int_equal(in_child(child_process_without_fds), 0);
+}
+
+/* pidfd_open unavailable (as on kernels before 5.3): a seccomp filter makes
+ * it fail with ENOSYS, so the library takes its fallback path for real.
+ * Processes still start, join with a timeout, report their exit codes and
+ * leave no zombie or descriptor. */
+static int mode_no_pidfd(void)
+{
+    struct sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_pidfd_open, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {.len = sizeof filter / sizeof filter[0], .filter = filter};
+    CHILD_CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0);
+    CHILD_CHECK(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0);
+    CHILD_CHECK(syscall(SYS_pidfd_open, getpid(), 0) < 0 && errno == ENOSYS);
+    int fds = tt_count_fds();
+    for (int i = 0; i < 3; i++) {
+        tk_process *p = tk_process_new(child_exit5, NULL, NULL);
+        CHILD_CHECK(p && tk_process_start(p) == 0);
+        int rc = tk_process_join(p, 30);
+        CHILD_CHECK(rc == 0);
+        CHILD_CHECK(tk_process_exitcode(p) == 5);
+        tk_process_free(p);
+    }
+    CHILD_CHECK(tt_count_fds() == fds);
+    CHILD_CHECK(tt_count_zombies() == 0);
+    return 0;
+}
+
+/* The library probes for pidfd_open once per process, so the filter must
+ * be in place before the program starts using it: the test re-runs this
+ * program with the filter installed first. */
+static void pidfd_unavailable(void **state)
+{
+    (void)state;
+    char out[4096];
+    int st = tt_run_self("no-pidfd", out, sizeof out, 120);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fail_msg("no-pidfd mode failed (status 0x%x): %s", (unsigned)st, out);
+}
+
 int main(void)
 {
+    static const struct tt_mode modes[] = {{"no-pidfd", mode_no_pidfd}};
+    tt_child_main(modes, 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(args_allocation_points),
         cmocka_unit_test(failed_builders_leak_nothing),
@@ -833,6 +994,10 @@ int main(void)
         cmocka_unit_test(thread_allocation_points),
         cmocka_unit_test(sync_allocation_points),
         cmocka_unit_test(thread_creation_refused),
+        cmocka_unit_test(process_allocation_points),
+        cmocka_unit_test(fork_refused),
+        cmocka_unit_test(process_fds_exhausted),
+        cmocka_unit_test(pidfd_unavailable),
     };
     int rc = cmocka_run_group_tests_name("faults", tests, NULL, NULL);
     printf("faults: %ld allocation failures injected\n", total_faults);

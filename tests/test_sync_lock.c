@@ -408,106 +408,6 @@ static void shm_free_unmaps_only_this_view(void **state)
     tk_sem_free(go);
 }
 
-/* ----------------------------------------------------------- performance */
-
-static double time_tk(tk_lock *l, long n)
-{
-    double t0 = tt_now();
-    for (long i = 0; i < n; i++) {
-        tk_lock_acquire(l, TK_FOREVER);
-        tk_lock_release(l);
-    }
-    return tt_now() - t0;
-}
-
-static double time_pthread(pthread_mutex_t *m, long n)
-{
-    double t0 = tt_now();
-    for (long i = 0; i < n; i++) {
-        pthread_mutex_lock(m);
-        pthread_mutex_unlock(m);
-    }
-    return tt_now() - t0;
-}
-
-static void uncontended_lock_is_as_cheap_as_pthread(void **state)
-{
-    (void)state;
-    if (tt_slow_mode())
-        skip();
-    tk_lock *l = tk_lock_new(0);
-    pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
-    const long n = 2000000;
-    bool ok = false;
-    /* Best of 7, up to three attempts: the machine is shared, and a burst of
-     * load during one loop says nothing about the lock. */
-    for (int attempt = 0; attempt < 3 && !ok; attempt++) {
-        double best_tk = 1e9, best_pt = 1e9;
-        for (int round = 0; round < 7; round++) {
-            double a = time_tk(l, n), b = time_pthread(&m, n);
-            best_tk = a < best_tk ? a : best_tk;
-            best_pt = b < best_pt ? b : best_pt;
-        }
-        printf("uncontended acquire+release: tk_lock %.1f ns, pthread_mutex %.1f ns "
-               "(ratio %.2f)\n", best_tk / n * 1e9, best_pt / n * 1e9, best_tk / best_pt);
-        ok = best_tk <= best_pt * 1.25;
-    }
-    assert_true(ok);
-    tk_lock_free(l);
-}
-
-struct pcounter {
-    pthread_mutex_t *m;
-    long *value;
-    long n;
-};
-
-static void *pcount_thread(void *arg)
-{
-    struct pcounter *c = arg;
-    for (long i = 0; i < c->n; i++) {
-        pthread_mutex_lock(c->m);
-        (*c->value)++;
-        pthread_mutex_unlock(c->m);
-    }
-    return NULL;
-}
-
-static double run_pair(void *(*fn)(void *), void *arg)
-{
-    pthread_t t[2];
-    double t0 = tt_now();
-    for (int i = 0; i < 2; i++)
-        pthread_create(&t[i], NULL, fn, arg);
-    for (int i = 0; i < 2; i++)
-        pthread_join(t[i], NULL);
-    return tt_now() - t0;
-}
-
-static void contended_lock_is_close_to_pthread(void **state)
-{
-    (void)state;
-    if (tt_slow_mode())
-        skip();
-    long v1 = 0, v2 = 0;
-    pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
-    struct counter c = {tk_lock_new(0), &v1, 500000};
-    struct pcounter p = {&m, &v2, 500000};
-    double best_tk = 1e9, best_pt = 1e9;
-    for (int round = 0; round < 5; round++) {
-        double a = run_pair(count_thread, &c), b = run_pair(pcount_thread, &p);
-        best_tk = a < best_tk ? a : best_tk;
-        best_pt = b < best_pt ? b : best_pt;
-    }
-    assert_int_equal(v1, 5 * 2 * c.n);
-    printf("contended 2-thread counter: tk_lock %.3f s, pthread_mutex %.3f s (ratio %.2f)\n",
-           best_tk, best_pt, best_tk / best_pt);
-    /* The issue asks 1.5x; contended timings on a shared 2-core machine
-     * swing more than that from run to run, so the hard bound is looser. */
-    assert_true(best_tk <= best_pt * 3.0);
-    tk_lock_free(c.l);
-}
-
 /* Each lock test twice: on a private and on a TK_SHARED object. */
 #define BOTH(fn)                                                              \
     {#fn, fn, NULL, NULL, &kinds[0]}, {#fn "_shared", fn, NULL, NULL, &kinds[1]}
@@ -530,8 +430,6 @@ int main(void)
         BOTH(rlock_other_thread),
         cmocka_unit_test(shm_alloc_rules),
         cmocka_unit_test(shm_free_unmaps_only_this_view),
-        cmocka_unit_test(uncontended_lock_is_as_cheap_as_pthread),
-        cmocka_unit_test(contended_lock_is_close_to_pthread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,7 +4,8 @@
 #   - only TK_API functions are exported, the SONAME carries the major number;
 #   - pkg-config finds it, and its version agrees with version.h;
 #   - a C99 program (-Wpedantic -Werror) links shared and fully static;
-#   - a C++ program compiles against the same headers.
+#   - a C++ program compiles against the same headers;
+#   - the README's first program builds and runs as printed.
 set -eu
 build=$1
 fail() { echo "install check: FAILED: $*"; exit 1; }
@@ -38,6 +39,13 @@ $cc -std=c99 -Wall -Wextra -Wpedantic -Werror -static -DTASKKIT_EXPECTED_VERSION
     tests/consumer/consumer.c -o "$out-static" $(pkg-config --static --cflags --libs taskkit) ||
     fail "static build with pkg-config --static"
 "$out-static" >/dev/null || fail "static consumer did not run"
+
+# The README's first program, exactly as printed there.
+awk '/^```c$/ {on = 1; next} on && /^```$/ {exit} on {print}' README.md > "$prefix/readme.c"
+# shellcheck disable=SC2046
+$cc -std=c99 -Wall -Wextra -Wpedantic -Werror "$prefix/readme.c" -o "$out-readme" \
+    $(pkg-config --cflags --libs taskkit) || fail "the README's first program does not build"
+LD_LIBRARY_PATH="$lib" "$out-readme" | grep -q "^exit code 0$" || fail "the README's first program does not run"
 
 if command -v c++ >/dev/null 2>&1; then
     # shellcheck disable=SC2046

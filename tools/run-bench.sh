@@ -11,7 +11,7 @@ set -eu
 build=$1; shift
 out=$build/bench
 mkdir -p "$out"
-rm -f "$out"/results.csv "$out"/results.md "$out"/peak_rss.txt "$out"/*.dat "$out"/*.svg
+rm -f "$out"/results.csv "$out"/results.md "$out"/peak_rss.txt "$out"/targets.tsv "$out"/*.dat "$out"/*.svg
 BENCH_OUT=$out
 export BENCH_OUT
 
@@ -67,7 +67,9 @@ for b in "$@"; do
     if [ -n "${BENCH_ONLY:-}" ]; then
         case ",$BENCH_ONLY," in *",$name,"*) ;; *) continue ;; esac
     fi
+    t0=$(date +%s)
     "$b"
+    echo "($name: $(($(date +%s) - t0)) s)"
 done
 [ $# -gt 0 ] || echo "bench: no benchmark programs yet"
 
@@ -79,6 +81,16 @@ if [ -s "$out/peak_rss.txt" ]; then
         printf '%-40s %8.1f MiB\n' "$prog" "$(echo "$kib" | awk '{print $1 / 1024}')"
         printf '| %s | %.1f MiB |\n' "$prog" "$(echo "$kib" | awk '{print $1 / 1024}')" >> "$out/results.md"
     done < "$out/peak_rss.txt"
+fi
+
+if [ -s "$out/targets.tsv" ]; then
+    echo
+    echo "== Targets (libtaskkit median / baseline median)"
+    printf '\n### Targets\n\n| row | against | ratio | target | |\n|---|---|---:|---|---|\n' >> "$out/results.md"
+    while IFS="$(printf '\t')" read -r section row impl ratio target met; do
+        printf '%-44s %-26s %8s  %-9s %s\n' "$row" "$impl" "$ratio" "$target" "$met"
+        printf '| %s | %s | %s | %s | %s |\n' "$row" "$impl" "$ratio" "$target" "$met" >> "$out/results.md"
+    done < "$out/targets.tsv"
 fi
 
 # ---------------------------------------------------------------- plots

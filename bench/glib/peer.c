@@ -1,8 +1,9 @@
 /*
- * bench/glib/peer.c NAME N - the GLib baselines.
+ * bench/glib/peer.c NAME - the GLib baselines.
  *
- * Runs benchmark NAME for N operations (after a short untimed warm-up) and
- * prints the time per operation in nanoseconds, like bench/peers.py. Built
+ * For each count N read from stdin, runs benchmark NAME for N operations
+ * (after a short untimed warm-up) and prints the time per operation in
+ * nanoseconds, like bench/peers.py. Built
  * by tools/run-bench.sh with pkg-config glib-2.0 (it lives in a subfolder so
  * the Makefile, which builds bench/NAME.c without GLib, leaves it alone).
  */
@@ -124,21 +125,24 @@ int main(int argc, char **argv)
         void (*run)(long n);
     } benches[] = {{"thread", thread}, {"lock", lock}, {"lock_mt", lock_mt}, {"counter", counter},
                    {"pool", pool_tiny}};
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s NAME N\n", argv[0]);
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s NAME < counts\n", argv[0]);
         return 2;
     }
-    long n = atol(argv[2]);
     for (size_t i = 0; i < G_N_ELEMENTS(benches); i++) {
+        long n;
         if (strcmp(argv[1], benches[i].name) != 0)
             continue;
         if (benches[i].run == pool_tiny) /* only here: its threads would change "lock" */
             pool = g_thread_pool_new(pool_task, NULL, (gint)g_get_num_processors(), TRUE,
                                      NULL);
-        benches[i].run(n / 10 + 2);
-        double t0 = now_ns();
-        benches[i].run(n);
-        printf("%.1f\n", (now_ns() - t0) / (n > 0 ? n : 1));
+        while (scanf("%ld", &n) == 1 && n > 0) {
+            benches[i].run(n / 10 + 2);
+            double t0 = now_ns();
+            benches[i].run(n);
+            printf("%.1f\n", (now_ns() - t0) / n);
+            fflush(stdout);
+        }
         if (pool != NULL)
             g_thread_pool_free(pool, FALSE, TRUE);
         return 0;

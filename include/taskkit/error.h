@@ -57,7 +57,7 @@
     X(ETASK, (-5011), "the task failed")
 
 /** @cond TK_INTERNAL */
-#define TK__ERR_ENUM(name, value, msg) TK_##name = value,
+#define TK__ERR_ENUM(name, value, msg) TK_##name = (value),
 /** @endcond */
 
 /**
@@ -128,6 +128,25 @@ TK_API const char *tk_last_error(void);
  * Errors: none. Thread-safety: per thread.
  */
 TK_API int tk_last_error_code(void);
+
+/**
+ * @brief Records a failure of the caller's own as the calling thread's last
+ *        error, so a target can fail with a message of its own.
+ *
+ * A target that returns a negative value is reported as
+ * `Process <name>: <tk_last_error()>` (or `Exception in thread ...`); with
+ * this call that message is the target's:
+ * `return tk_set_error(TK_EINVAL, "num must be positive, got %d", num);`
+ *
+ * @param code A negative `TK_E*` code (or negative errno value).
+ * @param fmt  printf-style format of the message; NULL records an empty one.
+ * @param ...  The format's arguments.
+ * @return `code`; or `TK_EINVAL` (recorded with its own message) when `code`
+ *         is not negative.
+ *
+ * Errors: `TK_EINVAL` when `code >= 0`. Thread-safety: per thread.
+ */
+TK_API int tk_set_error(int code, const char *fmt, ...) TK_PRINTF(2, 3);
 
 TK_END_DECLS
 
