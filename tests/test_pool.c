@@ -658,14 +658,6 @@ static int mode_daemon_pool(void)
 static void daemonic_process_cannot_create_process_pool(void **state)
 {
     (void)state;
-    const char *mode = getenv("TK_TEST_MODE");
-    if (mode && strcmp(mode, "tsan") == 0) {
-        /* Every tk_process child that ends through tk_shutdown() trips a
-         * ThreadSanitizer lock-order report in this tree (process.c re-
-         * initialises locks its fork hook took; test_process fails the same
-         * way): reported to the lead, skipped here until that is fixed. */
-        skip();
-    }
     static char out[1 << 16];
     int st = tt_run_self("daemon-pool", out, sizeof out, 60.0);
     if (st != 0)
