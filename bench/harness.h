@@ -113,12 +113,14 @@ static inline void bh_init(const char *prog)
     bh.prog = prog;
     bh.quick = q != NULL && *q != '\0' && strcmp(q, "0") != 0;
     bh.out = getenv("BENCH_OUT") ? getenv("BENCH_OUT") : "build/bench";
-    bh.rounds = r ? atoi(r) : 7;
+    /* Many short rounds rather than a few long ones: on a shared machine a
+     * burst of foreign load then spoils single rounds, not a median. */
+    bh.rounds = r ? atoi(r) : bh.quick ? 7 : 15;
     if (bh.rounds < 7)
         bh.rounds = 7;
     if (bh.rounds > BH_MAX_ROUNDS)
         bh.rounds = BH_MAX_ROUNDS;
-    bh.round_ns = (bh.quick ? 6 : 40) * 1e6;
+    bh.round_ns = (bh.quick ? 6 : 20) * 1e6;
     bh.csv = bh_open("results.csv", "program,section,row,impl,unit,median,min,max,"
                                     "rounds,ratio,target,met\n");
     bh.md = bh_open("results.md", NULL);
