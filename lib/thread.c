@@ -1084,7 +1084,6 @@ static void thread_atfork_child(void)
 {
     unsigned gen = atomic_load(&cur_gen) + 1;
     atomic_store(&cur_gen, gen);
-    pthread_mutex_init(&reg_lock, NULL); /* held by us since prepare */
     drop_vanished(reg_head, fork_thread);
     drop_vanished(reg_hidden, fork_thread);
     reg_head = NULL;
@@ -1115,4 +1114,8 @@ static void thread_atfork_child(void)
     tls->thread = NULL;
     bind_tls(h);
     atomic_store(&main_thread, h);
+    /* Taken by this very thread in prepare: release it, as the parent hook
+     * does. Re-initialising a held mutex is undefined, and ThreadSanitizer
+     * would go on believing we hold it (double locks, false inversions). */
+    reg_lock_drop();
 }
