@@ -66,6 +66,7 @@ struct bh_stats {
     long n;                     /* operations per round */
     double round[BH_MAX_ROUNDS]; /* ns per operation */
     double median, min, max;
+    double q1, q3; /* quartiles: the plots' bars (min/max are in the tables) */
 };
 
 static struct {
@@ -113,12 +114,14 @@ static inline void bh_init(const char *prog)
     bh.prog = prog;
     bh.quick = q != NULL && *q != '\0' && strcmp(q, "0") != 0;
     bh.out = getenv("BENCH_OUT") ? getenv("BENCH_OUT") : "build/bench";
-    bh.rounds = r ? atoi(r) : 7;
+    /* Many short rounds rather than a few long ones: on a shared machine a
+     * burst of foreign load then spoils single rounds, not a median. */
+    bh.rounds = r ? atoi(r) : bh.quick ? 7 : 15;
     if (bh.rounds < 7)
         bh.rounds = 7;
     if (bh.rounds > BH_MAX_ROUNDS)
         bh.rounds = BH_MAX_ROUNDS;
-    bh.round_ns = (bh.quick ? 6 : 40) * 1e6;
+    bh.round_ns = (bh.quick ? 6 : 20) * 1e6;
     bh.csv = bh_open("results.csv", "program,section,row,impl,unit,median,min,max,"
                                     "rounds,ratio,target,met\n");
     bh.md = bh_open("results.md", NULL);
@@ -333,6 +336,8 @@ static inline void bh_stats_finish(struct bh_stats *st, int rounds)
     st->min = v[0];
     st->max = v[rounds - 1];
     st->median = rounds % 2 ? v[rounds / 2] : (v[rounds / 2 - 1] + v[rounds / 2]) / 2;
+    st->q1 = v[(rounds - 1) / 4];
+    st->q3 = v[rounds - 1 - (rounds - 1) / 4];
 }
 
 /* Calibrates every runnable side, then runs the interleaved rounds. */
@@ -418,11 +423,11 @@ static inline void bh_curve_begin(const char *name, const char *title, const cha
     if (bh.curve == NULL)
         bh_die("cannot write a curve file");
     bh.curve_name = name;
-    fprintf(bh.curve, "#title %s\n#xlabel %s\n#ylabel time per operation (us)\n#logy %d\n"
+    fprintf(bh.curve, "#title %s\n#xlabel %s\n#ylabel time per operation\n#logy %d\n"
                       "#impls", title, xlabel, logy ? 1 : 0);
     for (int i = 0; i < ns; i++)
         fprintf(bh.curve, "%s%s", i ? "|" : " ", sides[i].impl);
-    fprintf(bh.curve, "\n# x, then median min max (us) per impl\n");
+    fprintf(bh.curve, "\n# x, then median, lower and upper quartile (ns) per impl\n");
     bh_section(title);
 }
 
@@ -439,7 +444,7 @@ static inline void bh_curve_point(const char *x, struct bh_side *sides, int ns)
         bh_emit(row, i == 0, sides[i].impl, BH_NS, st[i].median, st[i].min, st[i].max,
                 bh.rounds, ratio, 0, st[i].ok ? NULL : sides[i].missing);
         if (st[i].ok)
-            fprintf(bh.curve, " %g %g %g", st[i].median / 1e3, st[i].min / 1e3, st[i].max / 1e3);
+            fprintf(bh.curve, " %g %g %g", st[i].median, st[i].q1, st[i].q3);
         else
             fprintf(bh.curve, " NaN NaN NaN");
     }

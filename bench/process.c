@@ -15,7 +15,9 @@
 #include "modules.h"
 
 #define HAVE_TK (BENCH_HAVE_PROCESS && BENCH_HAVE_ARGS)
-#define LIVE_CHILDREN 100
+#define MAX_CHILDREN 100
+
+static int live_children = MAX_CHILDREN; /* 25 in quick mode */
 
 static void raw_start_join(void *ctx, long n)
 {
@@ -79,18 +81,18 @@ static double count_fds(void)
 static void live_cost(void *tk, double *out)
 {
     struct bh_gate gate;
-    pid_t raw[LIVE_CHILDREN];
+    pid_t raw[MAX_CHILDREN];
     bh_gate_open(&gate);
     double heap = bh_heap(), fds = count_fds();
 #if HAVE_TK
-    tk_process *p[LIVE_CHILDREN];
-    for (int i = 0; tk && i < LIVE_CHILDREN; i++) {
+    tk_process *p[MAX_CHILDREN];
+    for (int i = 0; tk && i < live_children; i++) {
         p[i] = tk_process_new(tk_idle, tk_args_of("p", (void *)&gate), NULL);
         if (p[i] == NULL || tk_process_start(p[i]) < 0)
             bh_die(tk_last_error());
     }
 #endif
-    for (int i = 0; !tk && i < LIVE_CHILDREN; i++) {
+    for (int i = 0; !tk && i < live_children; i++) {
         raw[i] = fork();
         if (raw[i] == 0) {
             close(gate.w);
@@ -98,16 +100,16 @@ static void live_cost(void *tk, double *out)
             _exit(0);
         }
     }
-    out[0] = (bh_heap() - heap) / LIVE_CHILDREN;
-    out[1] = (count_fds() - fds) / LIVE_CHILDREN;
+    out[0] = (bh_heap() - heap) / live_children;
+    out[1] = (count_fds() - fds) / live_children;
     bh_gate_release(&gate);
 #if HAVE_TK
-    for (int i = 0; tk && i < LIVE_CHILDREN; i++) {
+    for (int i = 0; tk && i < live_children; i++) {
         tk_process_join(p[i], TK_FOREVER);
         tk_process_free(p[i]);
     }
 #endif
-    for (int i = 0; !tk && i < LIVE_CHILDREN; i++)
+    for (int i = 0; !tk && i < live_children; i++)
         waitpid(raw[i], NULL, 0);
     bh_gate_close(&gate);
 }
@@ -117,7 +119,10 @@ static void memory_rows(void)
     double heap[2][BH_MAX_ROUNDS] = {{0}}, fds[2][BH_MAX_ROUNDS] = {{0}}, out[2];
     const char *impls[] = {"libtaskkit", "fork"};
     const char *missing = HAVE_TK ? NULL : "not built yet";
-    bh_section("Processes: parent-side cost of a live child (100 children, fresh parent)");
+    live_children = bh.quick ? 25 : MAX_CHILDREN;
+    bh_section(bh.quick ? "Processes: parent-side cost of a live child (25 children, fresh parent)"
+                        : "Processes: parent-side cost of a live child (100 children, fresh "
+                          "parent)");
     for (int r = 0; r < bh.rounds; r++) {
         for (int k = 0; k < 2; k++) {
             int side = r % 2 ? 1 - k : k;

@@ -246,14 +246,16 @@ static int get_value(struct reader *r, struct tk__val *v)
         return 0;
     case TAG_INT:
         v->type = TK_TYPE_INT;
-        rc = get_u64(r, &bits);
+        if ((rc = get_u64(r, &bits)) < 0)
+            return rc; /* bits was not written */
         v->u.i = (int64_t)bits;
-        return rc;
+        return 0;
     case TAG_FLOAT:
         v->type = TK_TYPE_FLOAT;
-        rc = get_u64(r, &bits);
+        if ((rc = get_u64(r, &bits)) < 0)
+            return rc;
         memcpy(&v->u.f, &bits, sizeof bits);
-        return rc;
+        return 0;
     case TAG_STR:
         v->type = TK_TYPE_STR;
         return get_str(r, (const char **)&v->u.s, &v->n);

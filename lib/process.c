@@ -1223,7 +1223,7 @@ static void proc_child(void)
         stale_name = parent_proc.name;
     parent_name_owned = false;
     size_t i = 0;
-    for (; self_proc.name[i] && i < sizeof parent_name_buf - 1; i++)
+    for (; i < sizeof parent_name_buf - 1 && self_proc.name[i]; i++)
         parent_name_buf[i] = self_proc.name[i];
     parent_name_buf[i] = 0;
     parent_proc.name = parent_name_buf;

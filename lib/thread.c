@@ -143,18 +143,26 @@ static struct tk__module thread_module = {
     .atfork_child = thread_atfork_child,
 };
 
+/* strerror is not thread-safe (its buffer is shared): the GNU strerror_r
+ * writes into ours or returns a static string. */
+static _Noreturn void panic_errno(const char *what, int err)
+{
+    char buf[128];
+    tk__panic("%s: %s", what, strerror_r(err, buf, sizeof buf));
+}
+
 static void reg_lock_take(void)
 {
     int r = pthread_mutex_lock(&reg_lock);
     if (r != 0)
-        tk__panic("thread registry lock: %s", strerror(r));
+        panic_errno("thread registry lock", r);
 }
 
 static void reg_lock_drop(void)
 {
     int r = pthread_mutex_unlock(&reg_lock);
     if (r != 0)
-        tk__panic("thread registry unlock: %s", strerror(r));
+        panic_errno("thread registry unlock", r);
 }
 
 static tk_thread **list_of(const tk_thread *t)
@@ -278,7 +286,7 @@ static void reclaim(tk_thread *t, bool join)
         return;
     int r = join ? pthread_join(t->pthread, NULL) : pthread_detach(t->pthread);
     if (r != 0)
-        tk__panic("cannot %s a thread: %s", join ? "join" : "detach", strerror(r));
+        panic_errno(join ? "cannot join a thread" : "cannot detach a thread", r);
 }
 
 static bool reclaimable(const tk_thread *t)
@@ -754,7 +762,7 @@ TK_API int tk_thread_join(tk_thread *t, double timeout)
         !(atomic_fetch_or(&t->state, ST_RECLAIMED) & ST_RECLAIMED)) {
         int r = pthread_join(t->pthread, NULL);
         if (r != 0)
-            tk__panic("cannot join a thread: %s", strerror(r));
+            panic_errno("cannot join a thread", r);
         return 0;
     }
     rc = wait_done(t, &d);
@@ -1084,7 +1092,6 @@ static void thread_atfork_child(void)
 {
     unsigned gen = atomic_load(&cur_gen) + 1;
     atomic_store(&cur_gen, gen);
-    pthread_mutex_init(&reg_lock, NULL); /* held by us since prepare */
     drop_vanished(reg_head, fork_thread);
     drop_vanished(reg_hidden, fork_thread);
     reg_head = NULL;
@@ -1115,4 +1122,8 @@ static void thread_atfork_child(void)
     tls->thread = NULL;
     bind_tls(h);
     atomic_store(&main_thread, h);
+    /* Taken by this very thread in prepare: release it, as the parent hook
+     * does. Re-initialising a held mutex is undefined, and ThreadSanitizer
+     * would go on believing we hold it (double locks, false inversions). */
+    reg_lock_drop();
 }

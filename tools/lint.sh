@@ -61,12 +61,8 @@ done
 #   knownConditionTrueFalse:lib/conn.c   recv_frame's `total == first` is
 #       true for every message that fits one record (cppcheck 2.10 loses
 #       track of `first = min(total, ...)`).
-# Open finding, suppressed until its owner fixes it (docs/reliability.md):
-#   arrayIndexThenCheck:lib/process.c  (line 1193: test `i < sizeof ...`
-#       before reading self_proc.name[i]).
 CPPCHECK_FP="--suppress=unusedStructMember:lib/shm.c \
---suppress=knownConditionTrueFalse:lib/conn.c \
---suppress=arrayIndexThenCheck:lib/process.c"
+--suppress=knownConditionTrueFalse:lib/conn.c"
 echo "lint: cppcheck"
 # shellcheck disable=SC2086
 cppcheck -q --std=c11 --enable=warning,style,performance,portability \

@@ -48,7 +48,7 @@ machine() {
          "Python: $($BENCH_PYTHON --version 2>&1 || echo none)"
     echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- mode: $([ -n "${BENCH_QUICK:-}" ] && [ "${BENCH_QUICK}" != 0 ] && echo quick || echo full)," \
-         "rounds per figure: ${BENCH_ROUNDS:-7}"
+         "rounds per figure: ${BENCH_ROUNDS:-$([ -n "${BENCH_QUICK:-}" ] && [ "${BENCH_QUICK}" != 0 ] && echo 7 || echo 15)}"
 }
 {
     echo "## libtaskkit benchmark run, $(date -u '+%Y-%m-%d %H:%M UTC')"
