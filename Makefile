@@ -6,6 +6,7 @@
 #   make examples        build the examples only
 #   make docs            Doxygen HTML and man pages in build/docs/
 #   make bench           benchmarks (see bench/)
+#   make bench-docs      make bench, then docs/benchmarks.md and docs/bench/*.svg
 #   make install / uninstall   (PREFIX=/usr/local, DESTDIR=)
 #   make test-asan / test-tsan / test-valgrind   the suite under the sanitizers
 #
@@ -64,7 +65,7 @@ BENCH_SRCS := $(sort $(wildcard bench/*.c))
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all lib test check demo examples docs bench install uninstall clean \
-        need-cmocka build-tests conformance test-asan test-tsan test-valgrind
+        need-cmocka build-tests conformance bench-docs test-asan test-tsan test-valgrind
 
 all: $(STATIC) $(SHARED)
 lib: all
@@ -147,12 +148,17 @@ docs:
 	doxygen docs/Doxyfile
 
 # ---------------------------------------------------------------- bench
-$(BUILD)/bench/%: bench/%.c $(STATIC)
+$(BUILD)/bench/%: bench/%.c $(wildcard bench/*.h) $(STATIC)
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) -O2 -g $(LDFLAGS) $< $(STATIC) $(LIBS) -o $@
 
 bench: all $(BENCH_BINS)
 	@tools/run-bench.sh $(BUILD) $(BENCH_BINS)
+
+# make bench, then refresh the reference run in docs/benchmarks.md and the
+# plots in docs/bench/*.svg.
+bench-docs: bench
+	@bench/update-docs.sh $(BUILD)/bench docs/benchmarks.md docs/bench
 
 # ---------------------------------------------------------------- install
 $(BUILD)/taskkit.pc: pkgconfig/taskkit.pc.in $(VERSION_H)
