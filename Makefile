@@ -178,9 +178,9 @@ install: all
 	ln -sf libtaskkit.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libtaskkit.so
 	install -m 644 $(BUILD)/taskkit.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
-	@if [ -d $(BUILD)/docs/man/man3 ]; then \
+	@if [ -d build/docs/man/man3 ]; then \
 	    install -d $(DESTDIR)$(MANDIR)/man3 && \
-	    install -m 644 $(BUILD)/docs/man/man3/*.3 $(DESTDIR)$(MANDIR)/man3/; fi
+	    install -m 644 build/docs/man/man3/*.3 $(DESTDIR)$(MANDIR)/man3/; fi
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/taskkit.h
@@ -188,8 +188,8 @@ uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libtaskkit.a $(DESTDIR)$(LIBDIR)/libtaskkit.so \
 	    $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libtaskkit.so.$(VERSION) \
 	    $(DESTDIR)$(LIBDIR)/pkgconfig/taskkit.pc
-	@if [ -d $(BUILD)/docs/man/man3 ]; then \
-	    for f in $(BUILD)/docs/man/man3/*.3; do rm -f $(DESTDIR)$(MANDIR)/man3/$${f##*/}; done; fi
+	@if [ -d build/docs/man/man3 ]; then \
+	    for f in build/docs/man/man3/*.3; do rm -f $(DESTDIR)$(MANDIR)/man3/$${f##*/}; done; fi
 
 clean:
 	rm -rf build
