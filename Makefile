@@ -178,6 +178,8 @@ install: all
 	ln -sf libtaskkit.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libtaskkit.so
 	install -m 644 $(BUILD)/taskkit.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	@if [ ! -d build/docs/man/man3 ] && command -v doxygen >/dev/null 2>&1; then \
+	    $(MAKE) --no-print-directory docs >/dev/null; fi
 	@if [ -d build/docs/man/man3 ]; then \
 	    install -d $(DESTDIR)$(MANDIR)/man3 && \
 	    install -m 644 build/docs/man/man3/*.3 $(DESTDIR)$(MANDIR)/man3/; fi
