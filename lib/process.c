@@ -1062,6 +1062,11 @@ int tk_process_start(tk_process *p)
 
 /* ------------------------------------------------------------ runtime */
 
+void tk__process_mark_daemonic(void)
+{
+    self_proc.daemon = true;
+}
+
 tk_process *tk_current_process(void)
 {
     return &self_proc;

@@ -57,4 +57,10 @@ void tk__proc_force_fallback(bool on);
 struct tk_process;
 bool tk__proc_uses_pidfd(const struct tk_process *p);
 
+/* For other modules' internal workers (process-pool workers): marks the
+ * current process daemonic, as CPython's pool workers are, so a task that
+ * tries to start a child gets "daemonic processes are not allowed to have
+ * children" instead of leaving an orphan the pool does not know about. */
+void tk__process_mark_daemonic(void);
+
 #endif /* TK_PROCESS_INT_H */

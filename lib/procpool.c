@@ -48,6 +48,7 @@
 #include "args_int.h"
 #include "taskkit/process.h"
 #include "pool_int.h"
+#include "process_int.h"
 
 /* Tasks sent to one worker and not yet answered: map chunks up to
  * PP_WINDOW (internal futures nobody cancels one by one: a deep window keeps
@@ -325,6 +326,7 @@ static _Noreturn void worker_main(tk_pool *p, int idx, int fd, pid_t parent)
     snprintf(name, sizeof name, "ProcessPool-%d_%d", p->id, idx);
     prctl(PR_SET_NAME, name); /* the OS keeps 15 bytes ... */
     tk_process_set_name(tk_current_process(), name); /* ... libtaskkit all */
+    tk__process_mark_daemonic(); /* workers are daemonic, as in CPython */
     /* Die with the pool's result thread (the forking thread). */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)

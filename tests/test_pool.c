@@ -666,6 +666,42 @@ static void daemonic_process_cannot_create_process_pool(void **state)
     assert_non_null(strstr(out, "daemon child exit code 0"));
 }
 
+static int t_noop(const tk_args *a, const tk_kwargs *kw)
+{
+    (void)a;
+    (void)kw;
+    return 0;
+}
+
+/* Process-pool workers are daemonic, as CPython's are: a task cannot leave
+ * a child behind that the pool knows nothing about. */
+static int start_child_task(const tk_args *a, const tk_kwargs *kw, tk_args *res)
+{
+    (void)a;
+    (void)kw;
+    tk_process *c = tk_process_new(t_noop, NULL, NULL);
+    int rc = tk_process_start(c);
+    int ok = rc == TK_ESTATE && tk_process_daemon(tk_current_process()) &&
+             strcmp(tk_last_error(), "daemonic processes are not allowed to have children") == 0;
+    tk_process_free(c);
+    return tk_args_add_bool(res, ok);
+}
+
+static void process_pool_workers_are_daemonic(void **state)
+{
+    (void)state;
+    tk_pool *p = tk_pool_new(TK_POOL_PROCESSES, 1);
+    assert_non_null(p);
+    tk_future *f = tk_pool_submit(p, start_child_task, NULL, NULL);
+    const tk_args *r;
+    assert_int_equal(tk_future_result(f, 30.0, &r), 0);
+    bool ok = false;
+    assert_int_equal(tk_args_get_bool(r, 0, &ok), 0);
+    assert_true(ok);
+    tk_future_free(f);
+    tk_pool_free(p);
+}
+
 static void workers_are_named(void **state)
 {
     (void)state;
@@ -773,6 +809,7 @@ int main(void)
         cmocka_unit_test(workers_are_named),
         cmocka_unit_test(process_worker_keeps_full_name),
         cmocka_unit_test(daemonic_process_cannot_create_process_pool),
+        cmocka_unit_test(process_pool_workers_are_daemonic),
         cmocka_unit_test(waiting_shutdown_from_own_task_is_edeadlk),
         cmocka_unit_test(end_of_program_finishes_work),
     };
