@@ -510,8 +510,10 @@ static bool parse_item(const unsigned char *p, size_t len, size_t *off, int *st,
         *err = text_copy(d, l);
         return true;
     }
-    if (decode && tk_args_decode(d, l, res, NULL) < 0) {
-        *st = TK_EDECODE;
+    int r = decode ? tk_args_decode(d, l, res, NULL) : 0;
+    if (r < 0) {
+        /* TK_ENOMEM stays itself: the caller's memory failed, not the task. */
+        *st = r == TK_ENOMEM ? TK_ENOMEM : TK_EDECODE;
         *err = text_copy((const unsigned char *)tk_last_error(), strlen(tk_last_error()));
     }
     return true;
@@ -572,7 +574,9 @@ int tk__pp_chunk_results(tk_future *f, tk_args **results, size_t base)
         char *err;
         if (!parse_item(p, len, &off, &st, &results[i], &err, true))
             break; /* reported by complete() already */
-        if (ok && st != 0 && r == 0)
+        if (ok && st == TK_ENOMEM && r == 0)
+            r = tk__error(TK_ENOMEM, "out of memory"); /* decoding, here */
+        else if (ok && st != 0 && r == 0)
             r = tk__error(TK_ETASK, "map item %zu failed (status %d): %s", base + i, st,
                           err ? err : "out of memory");
         free(err);

@@ -189,6 +189,53 @@ static void map_in_order(void **state)
     }
 }
 
+/* A process pool's map decodes the results in the caller: running out of
+ * memory there is the caller's TK_ENOMEM, not a failed item (TK_ETASK).
+ * Every allocation of the call is failed in turn; some failures hit the
+ * decoding of a later item after earlier ones were decoded. */
+static void process_map_out_of_memory_is_enomem(void **state)
+{
+    (void)state;
+    enum { N = 3 };
+    tk_pool *p = tk_pool_new(TK_POOL_PROCESSES, 1);
+    int partial = 0, failures = 0;
+    for (long n = 1; n < 1000; n++) {
+        tk_args *items[N], *res[N];
+        for (int i = 0; i < N; i++)
+            items[i] = tk_args_of("i", i + 1);
+        tk__fault_set(n);
+        int rc = tk_pool_map_ex(p, square, items, N, res, N);
+        bool fired = tk__fault_allocs() >= n;
+        tk__fault_set(0);
+        int got = 0;
+        for (int i = 0; i < N; i++) {
+            int64_t v = 0;
+            if (!res[i])
+                continue;
+            got++;
+            assert_int_equal(tk_args_get_int(res[i], 0, &v), 0);
+            assert_int_equal(v, (int64_t)(i + 1) * (i + 1));
+            tk_args_free(res[i]);
+        }
+        if (rc == 0) {
+            assert_int_equal(got, N);
+            if (!fired)
+                break;
+            continue; /* the fault hit a thread of the pool, which recovered */
+        }
+        assert_int_equal(rc, TK_ENOMEM);
+        assert_string_equal(tk_last_error(), "out of memory");
+        failures++;
+        partial += got > 0;
+    }
+    assert_true(failures > 0);
+    assert_true(partial > 0); /* the decoding of a later item failed */
+    tk_future *f = tk_pool_submit(p, square, tk_args_of("i", 7), NULL);
+    assert_int_equal(result_int(f), 49);
+    tk_future_free(f);
+    tk_pool_free(p);
+}
+
 /* The caller may refill its items/results arrays the moment map returns:
  * no chunk of the previous call may touch them afterwards (a chunk's last
  * reference used to free "its" items in the refilled array). */
@@ -793,6 +840,7 @@ int main(void)
         cmocka_unit_test(misuse),
         cmocka_unit_test(map_in_order),
         cmocka_unit_test(map_arrays_reused_at_once),
+        cmocka_unit_test(process_map_out_of_memory_is_enomem),
         cmocka_unit_test(map_reports_first_failure_after_all),
         cmocka_unit_test(process_results_larger_than_the_ring),
         cmocka_unit_test(parked_workers_never_miss_work),
