@@ -345,11 +345,12 @@ static _Noreturn void worker_main(tk_pool *p, int idx, int fd, pid_t parent)
     }
     tk__current_pool = NULL;
     if (p->init) {
-        tk_kwargs *kw = tk_kwargs_new();
-        tk_args *a = p->initargs ? p->initargs : tk_args_new();
-        if (a && kw && p->init(a, kw) < 0)
+        /* As in a thread worker: a bag that cannot be made is reported as
+         * the initializer's failure, never skipped silently. */
+        const tk_kwargs *kw = tk__empty_kwargs();
+        const tk_args *a = p->initargs ? p->initargs : tk__empty_args();
+        if (!a || !kw || p->init(a, kw) < 0)
             fprintf(stderr, "Exception in initializer of %s: %s\n", name, tk_last_error());
-        tk_kwargs_free(kw);
     }
     struct buf in = {0};
     size_t used = 0;

@@ -629,6 +629,52 @@ static void initializer_runs_in_each_worker(void **state)
     tk_pool_free(p);
 }
 
+/* Runs in a fresh copy of this program, where the shared empty bags an
+ * initializer without initargs gets are not made yet: allocation k is
+ * failed for k = 1, 2, ... until it lands in the worker making them. */
+static int mode_init_oom(void)
+{
+    for (long k = 1; k < 100; k++) {
+        init_count = 0;
+        tk__fault_set(k);
+        tk_pool *p = tk_pool_new_ex(TK_POOL_THREADS, 1, initializer, NULL);
+        if (p)
+            tk_pool_shutdown(p, true, false); /* the worker is done */
+        bool fired = tk__fault_allocs() >= k;
+        tk__fault_set(0);
+        tk_pool_free(p);
+        if (!p)
+            continue; /* the caller's allocation */
+        if (!fired)
+            return 3; /* the sweep never reached the worker */
+        /* The worker's: its initializer could not run (initializer()
+         * adds 0 for its empty args, so its count says nothing). */
+        printf("worker fault at %ld\n", k);
+        fflush(stdout);
+        /* Pools work on. */
+        p = tk_pool_new_ex(TK_POOL_THREADS, 1, initializer, NULL);
+        tk_future *f = tk_pool_submit(p, square, tk_args_of("i", 4), NULL);
+        int64_t v = result_int(f);
+        tk_future_free(f);
+        tk_pool_free(p);
+        return v == 16 ? 0 : 4;
+    }
+    return 2;
+}
+
+/* A worker that cannot make its initializer's bags reports it on stderr,
+ * as pool.h documents for a failing initializer, and carries on. */
+static void initializer_out_of_memory_is_reported(void **state)
+{
+    (void)state;
+    static char out[1 << 16];
+    assert_int_equal(tt_run_self("init-oom", out, sizeof out, 60.0), 0);
+    assert_non_null(strstr(out, "worker fault at"));
+    const char *e = strstr(out, "Exception in initializer of ThreadPool-");
+    assert_non_null(e);
+    assert_non_null(strstr(e, ": out of memory\n"));
+}
+
 static int my_full_name(const tk_args *a, const tk_kwargs *kw, tk_args *res)
 {
     (void)a;
@@ -832,6 +878,7 @@ int main(void)
         {"exit-thread-pool", mode_exit_thread_pool},
         {"exit-process-pool", mode_exit_process_pool},
         {"daemon-pool", mode_daemon_pool},
+        {"init-oom", mode_init_oom},
     };
     tt_child_main(modes, sizeof modes / sizeof modes[0]);
     const struct CMUnitTest tests[] = {
@@ -854,6 +901,7 @@ int main(void)
         cmocka_unit_test(done_callbacks),
         cmocka_unit_test(wait_any_and_timeouts),
         cmocka_unit_test(initializer_runs_in_each_worker),
+        cmocka_unit_test(initializer_out_of_memory_is_reported),
         cmocka_unit_test(workers_are_named),
         cmocka_unit_test(process_worker_keeps_full_name),
         cmocka_unit_test(daemonic_process_cannot_create_process_pool),
