@@ -236,6 +236,45 @@ static void process_map_out_of_memory_is_enomem(void **state)
     tk_pool_free(p);
 }
 
+/* The process pool's result thread allocates too (a worker's send and
+ * receive buffers, the result it decodes): every allocation of a submit
+ * and its answer is failed in turn on a fresh pool. A send buffer that
+ * cannot grow is retried (nothing else would wake the thread: the task
+ * would hang), a result that cannot be decoded fails with TK_ENOMEM. */
+static void process_pool_result_thread_out_of_memory(void **state)
+{
+    (void)state;
+    int failed = 0;
+    for (long n = 1; n < 1000; n++) {
+        tk_pool *p = tk_pool_new(TK_POOL_PROCESSES, 1);
+        assert_non_null(p);
+        tk_args *a = tk_args_of("i", 5);
+        tk__fault_set(n);
+        tk_future *f = tk_pool_submit(p, square, a, NULL);
+        const tk_args *r = NULL;
+        int rc = f ? tk_future_result(f, 30.0, &r) : TK_ENOMEM;
+        bool fired = tk__fault_allocs() >= n;
+        tk__fault_set(0);
+        int64_t v = 0;
+        if (rc == 0) {
+            assert_int_equal(tk_args_get_int(r, 0, &v), 0);
+            assert_int_equal(v, 25);
+        } else if (f) {
+            assert_int_equal(rc, TK_ETASK);
+            assert_int_equal(tk_future_status(f), TK_ENOMEM);
+            failed++;
+        }
+        tk_future_free(f);
+        f = tk_pool_submit(p, square, tk_args_of("i", 6), NULL);
+        assert_int_equal(result_int(f), 36); /* the pool works on */
+        tk_future_free(f);
+        tk_pool_free(p);
+        if (!fired)
+            break;
+    }
+    assert_true(failed > 0); /* the decoding in the result thread was reached */
+}
+
 /* The caller may refill its items/results arrays the moment map returns:
  * no chunk of the previous call may touch them afterwards (a chunk's last
  * reference used to free "its" items in the refilled array). */
@@ -888,6 +927,7 @@ int main(void)
         cmocka_unit_test(map_in_order),
         cmocka_unit_test(map_arrays_reused_at_once),
         cmocka_unit_test(process_map_out_of_memory_is_enomem),
+        cmocka_unit_test(process_pool_result_thread_out_of_memory),
         cmocka_unit_test(map_reports_first_failure_after_all),
         cmocka_unit_test(process_results_larger_than_the_ring),
         cmocka_unit_test(parked_workers_never_miss_work),
