@@ -217,12 +217,14 @@ static ssize_t recv_record(tk_conn *c, void *buf, size_t cap, bool block)
 /* Collects the continuation records of a message whose first record held
  * `have` of its `total` bytes. They were sent right after the first one, so
  * blocking here is bounded by the sender's progress, and a dead sender ends
- * it with end of file. */
+ * it with end of file. A NULL `dst` reads them into c->rbuf and drops them:
+ * a message that cannot be kept must still leave the socket whole, or its
+ * records would be taken for the next message's header. */
 static int recv_rest(tk_conn *c, unsigned char *dst, size_t have, size_t total)
 {
     while (have < total) {
         size_t want = total - have < CONN_RECORD ? total - have : CONN_RECORD;
-        ssize_t n = recv_record(c, dst + have, want, true);
+        ssize_t n = recv_record(c, dst ? dst + have : c->rbuf, want, true);
         if (n < 0)
             return (int)n;
         if (n == 0)
@@ -269,8 +271,13 @@ static int recv_frame(tk_conn *c, const tk__deadline *d, const unsigned char **e
         return 0;
     }
     *heap = tk__malloc(total);
-    if (!*heap)
-        return TK_ENOMEM;
+    if (!*heap) {
+        /* Drop the rest of the message so the next recv starts at a header
+         * (CPython loses a message it cannot receive the same way). Only a
+         * broken connection outranks the out of memory. */
+        int r = recv_rest(c, NULL, first, total);
+        return r < 0 ? r : tk__error(TK_ENOMEM, "out of memory");
+    }
     memcpy(*heap, c->rbuf + 4, first);
     *enc = *heap;
     *len = total;

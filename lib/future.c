@@ -103,7 +103,7 @@ void tk__future_drop_inputs(tk_future *f)
         tk_args_free(f->x->items[i]);
         f->x->items[i] = NULL;
     }
-    free(f->x->enc);
+    tk__free(f->x->enc);
     f->x->enc = NULL;
 }
 
@@ -113,7 +113,7 @@ void tk__future_unref(tk_future *f)
         return;
     tk__future_drop_inputs(f);
     tk_args_free(f->result);
-    free(f->error);
+    tk__free(f->error);
     for (struct tk__cb *c = f->cbs, *n; c; c = n) {
         n = c->next;
         tk__free(c);
@@ -219,7 +219,7 @@ char *tk__task_error_text(int status)
         msg = buf;
     }
     size_t n = strlen(msg) + 1;
-    char *s = malloc(n);
+    char *s = tk__malloc(n);
     if (s)
         memcpy(s, msg, n);
     return s;
@@ -289,7 +289,7 @@ void tk__future_run(tk_future *f, tk_args **scratch)
             first_err = err;
             f->x->fail_index = i;
         } else {
-            free(err);
+            tk__free(err);
         }
     }
     tk__future_finish(f, first_st, NULL, first_err);

@@ -153,13 +153,13 @@ static void run_initializer(tk_pool *p, const char *who)
 {
     if (!p->init)
         return;
-    tk_kwargs *kw = tk_kwargs_new();
-    tk_args *a = p->initargs ? p->initargs : tk_args_new();
-    if (a && kw && p->init(a, kw) < 0)
+    /* The shared empty bags cost no allocation once made. If making them
+     * fails, the initializer cannot run: that is its failure, reported as
+     * pool.h documents for a failing initializer, never skipped silently. */
+    const tk_kwargs *kw = tk__empty_kwargs();
+    const tk_args *a = p->initargs ? p->initargs : tk__empty_args();
+    if (!a || !kw || p->init(a, kw) < 0)
         fprintf(stderr, "Exception in initializer of %s: %s\n", who, tk_last_error());
-    if (a != p->initargs)
-        tk_args_free(a);
-    tk_kwargs_free(kw);
 }
 
 /* Called with the pool lock held after a task: the stop it may have

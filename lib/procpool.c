@@ -97,7 +97,9 @@ struct tk__pp {
     int evfd;
     bool sleeping, notified;      /* guarded by the pool lock */
     tk_future *redo, *redo_tail;  /* result thread only */
+    bool retry;                   /* result thread: a send buffer could not grow */
     struct pw *w;
+    struct pollfd *pfd;           /* the result thread's, made by tk__pp_start */
     _Atomic uint32_t started;     /* start handshake */
     int start_err;
     char start_msg[TK__ERRMSG_MAX];
@@ -131,7 +133,7 @@ static unsigned char *buf_room(struct buf *b, size_t n)
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->len + n)
             cap *= 2;
-        unsigned char *q = realloc(b->p, cap);
+        unsigned char *q = tk__realloc(b->p, cap);
         if (!q) {
             b->oom = true;
             return NULL;
@@ -189,9 +191,9 @@ int tk__pp_encode(tk_future *f)
         return r;
     if (total > PP_MAX_FRAME)
         return tk__error(TK_EOVERFLOW, "task too large for a process pool: %zu bytes", total);
-    struct buf b = {.p = malloc(total), .cap = total};
+    struct buf b = {.p = tk__malloc(total), .cap = total};
     if (!b.p)
-        return tk__error(TK_ENOMEM, "out of memory");
+        return TK_ENOMEM;
     unsigned char fx[8] = {0};
     _Static_assert(sizeof(tk_task) <= sizeof fx, "a function pointer fits 8 bytes");
     memcpy(fx, &f->fn, sizeof f->fn);
@@ -284,7 +286,7 @@ static void worker_item(tk_task fn, const unsigned char *enc, size_t len, bool w
         const char *t = text ? text : "out of memory";
         buf_u32(out, (uint32_t)strlen(t));
         buf_put(out, t, strlen(t));
-        free(text);
+        tk__free(text);
     }
     tk_args_free(a);
     tk_args_free(res);
@@ -316,7 +318,7 @@ static bool worker_task(struct ring *r, int fd, const unsigned char *p, size_t l
         return false;
     le32(out.p, (uint32_t)(out.len - 4));
     ring_put(r, fd, out.p, out.len);
-    free(out.p);
+    tk__free(out.p);
     return true;
 }
 
@@ -345,11 +347,12 @@ static _Noreturn void worker_main(tk_pool *p, int idx, int fd, pid_t parent)
     }
     tk__current_pool = NULL;
     if (p->init) {
-        tk_kwargs *kw = tk_kwargs_new();
-        tk_args *a = p->initargs ? p->initargs : tk_args_new();
-        if (a && kw && p->init(a, kw) < 0)
+        /* As in a thread worker: a bag that cannot be made is reported as
+         * the initializer's failure, never skipped silently. */
+        const tk_kwargs *kw = tk__empty_kwargs();
+        const tk_args *a = p->initargs ? p->initargs : tk__empty_args();
+        if (!a || !kw || p->init(a, kw) < 0)
             fprintf(stderr, "Exception in initializer of %s: %s\n", name, tk_last_error());
-        tk_kwargs_free(kw);
     }
     struct buf in = {0};
     size_t used = 0;
@@ -458,7 +461,7 @@ static bool out_append(struct pw *w, const void *src, size_t n)
         size_t cap = w->out_cap ? w->out_cap : 4096;
         while (cap < w->out_len + n)
             cap *= 2;
-        unsigned char *q = realloc(w->out, cap);
+        unsigned char *q = tk__realloc(w->out, cap);
         if (!q)
             return false;
         w->out = q;
@@ -486,7 +489,7 @@ static void flush_out(struct pw *w)
 
 static char *text_copy(const unsigned char *p, size_t n)
 {
-    char *s = malloc(n + 1);
+    char *s = tk__malloc(n + 1);
     if (s) {
         memcpy(s, p, n);
         s[n] = '\0';
@@ -510,8 +513,10 @@ static bool parse_item(const unsigned char *p, size_t len, size_t *off, int *st,
         *err = text_copy(d, l);
         return true;
     }
-    if (decode && tk_args_decode(d, l, res, NULL) < 0) {
-        *st = TK_EDECODE;
+    int r = decode ? tk_args_decode(d, l, res, NULL) : 0;
+    if (r < 0) {
+        /* TK_ENOMEM stays itself: the caller's memory failed, not the task. */
+        *st = r == TK_ENOMEM ? TK_ENOMEM : TK_EDECODE;
         *err = text_copy((const unsigned char *)tk_last_error(), strlen(tk_last_error()));
     }
     return true;
@@ -542,16 +547,17 @@ static void complete(tk_future *f, const unsigned char *p, size_t len)
             first_err = err;
             f->x->fail_index = i;
         } else {
-            free(err);
+            tk__free(err);
         }
     }
     if (single && tk_args_len(single) == 0) {
         tk_args_free(single);
         single = NULL;
     }
-    free(f->x->enc);
+    tk__free(f->x->enc);
     f->x->enc = NULL;
-    if (f->nitems > 0 && (f->x->enc = malloc(len ? len : 1)) != NULL) {
+    /* Failing this copy fails the map in the caller with TK_ENOMEM. */
+    if (f->nitems > 0 && (f->x->enc = tk__malloc(len ? len : 1)) != NULL) {
         memcpy(f->x->enc, p, len);
         f->x->enc_len = len;
     }
@@ -572,10 +578,12 @@ int tk__pp_chunk_results(tk_future *f, tk_args **results, size_t base)
         char *err;
         if (!parse_item(p, len, &off, &st, &results[i], &err, true))
             break; /* reported by complete() already */
-        if (ok && st != 0 && r == 0)
+        if (ok && st == TK_ENOMEM && r == 0)
+            r = tk__error(TK_ENOMEM, "out of memory"); /* decoding, here */
+        else if (ok && st != 0 && r == 0)
             r = tk__error(TK_ETASK, "map item %zu failed (status %d): %s", base + i, st,
                           err ? err : "out of memory");
-        free(err);
+        tk__free(err);
     }
     return r;
 }
@@ -603,7 +611,7 @@ static bool take_ring(tk_pool *p, int idx)
         size_t cap = w->in_cap ? w->in_cap : 65536;
         while (cap - w->in_len < n)
             cap *= 2;
-        unsigned char *q = realloc(w->in, cap);
+        unsigned char *q = tk__realloc(w->in, cap);
         if (!q)
             return false; /* try again later */
         w->in = q;
@@ -677,7 +685,7 @@ static void fail_future(tk_future *f, int status, const char *text)
 {
     for (size_t i = 0; i < f->nitems; i++)
         f->x->results[i] = NULL;
-    free(f->x->enc);
+    tk__free(f->x->enc);
     f->x->enc = NULL;
     tk__future_finish(f, status, NULL, text ? text_copy((const unsigned char *)text, strlen(text))
                                             : NULL);
@@ -783,7 +791,8 @@ static bool assign_one(tk_pool *p, struct pw *w, tk_future **dropped)
     if (!f)
         return false;
     if (!out_append(w, f->x->enc, f->x->enc_len)) {
-        f->next = p->pp->redo; /* retry later */
+        p->pp->retry = true; /* soon: nothing else may wake the thread */
+        f->next = p->pp->redo;
         p->pp->redo = f;
         if (!p->pp->redo_tail)
             p->pp->redo_tail = f;
@@ -853,6 +862,7 @@ static bool dispatch_round(tk_pool *p, struct pollfd *pfd)
             fprintf(stderr, "ProcessPool-%d: cannot start a worker: %s\n", p->id,
                     tk_last_error());
     tk__pool_lock(p);
+    pp->retry = false;
     assign(p, &dropped);
     bool done = p->shutdown && all_idle(p);
     pp->sleeping = !done;
@@ -875,7 +885,8 @@ static bool dispatch_round(tk_pool *p, struct pollfd *pfd)
         pfd[n++] = (struct pollfd){.fd = w->pid > 0 ? w->fd : -1, .events = ev};
         pfd[n++] = (struct pollfd){.fd = w->pid > 0 ? w->pidfd : -1, .events = POLLIN};
     }
-    int timeout = may_sleep(p) ? -1 : 0;
+    /* A task left unsent for want of memory is retried after a pause. */
+    int timeout = !may_sleep(p) ? 0 : pp->retry ? 10 : -1;
     while (poll(pfd, n, timeout) < 0 && errno == EINTR)
         ;
     tk__pool_lock(p);
@@ -920,11 +931,9 @@ static void *result_thread(void *arg)
         snprintf(pp->start_msg, sizeof pp->start_msg, "%s", tk_last_error());
     atomic_store(&pp->started, 1);
     tk__futex_wake(&pp->started, INT_MAX, 0);
-    struct pollfd *pfd = r == 0 ? calloc(1 + 2 * (size_t)p->nworkers, sizeof *pfd) : NULL;
-    if (pfd)
-        while (dispatch_round(p, pfd))
+    if (r == 0)
+        while (dispatch_round(p, pp->pfd))
             ;
-    free(pfd);
     /* Closing our ends makes idle workers leave; then reap them. */
     for (i = 0; i < p->nworkers; i++) {
         struct pw *w = &pp->w[i];
@@ -948,7 +957,10 @@ int tk__pp_start(tk_pool *p)
     p->pp = pp;
     pp->evfd = -1;
     pp->w = tk__calloc((size_t)p->nworkers, sizeof *pp->w);
-    if (!pp->w)
+    /* Made here, where a failure can be reported: the result thread could
+     * only give up, leaving every task unanswered. */
+    pp->pfd = pp->w ? tk__calloc(1 + 2 * (size_t)p->nworkers, sizeof *pp->pfd) : NULL;
+    if (!pp->pfd)
         return TK_ENOMEM;
     pp->rings = mmap(NULL, (size_t)p->nworkers * sizeof(struct ring), PROT_READ | PROT_WRITE,
                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -1005,12 +1017,13 @@ void tk__pp_free(tk_pool *p)
     if (p->owner == tk__getpid() && pp->evfd >= 0)
         close(pp->evfd);
     for (int i = 0; pp->w && i < p->nworkers; i++) {
-        free(pp->w[i].out);
-        free(pp->w[i].in);
+        tk__free(pp->w[i].out);
+        tk__free(pp->w[i].in);
     }
     if (pp->rings)
         munmap(pp->rings, (size_t)p->nworkers * sizeof(struct ring));
     tk__free(pp->w);
+    tk__free(pp->pfd);
     tk__free(pp);
     p->pp = NULL;
 }

@@ -189,6 +189,92 @@ static void map_in_order(void **state)
     }
 }
 
+/* A process pool's map decodes the results in the caller: running out of
+ * memory there is the caller's TK_ENOMEM, not a failed item (TK_ETASK).
+ * Every allocation of the call is failed in turn; some failures hit the
+ * decoding of a later item after earlier ones were decoded. */
+static void process_map_out_of_memory_is_enomem(void **state)
+{
+    (void)state;
+    enum { N = 3 };
+    tk_pool *p = tk_pool_new(TK_POOL_PROCESSES, 1);
+    int partial = 0, failures = 0;
+    for (long n = 1; n < 1000; n++) {
+        tk_args *items[N], *res[N];
+        for (int i = 0; i < N; i++)
+            items[i] = tk_args_of("i", i + 1);
+        tk__fault_set(n);
+        int rc = tk_pool_map_ex(p, square, items, N, res, N);
+        bool fired = tk__fault_allocs() >= n;
+        tk__fault_set(0);
+        int got = 0;
+        for (int i = 0; i < N; i++) {
+            int64_t v = 0;
+            if (!res[i])
+                continue;
+            got++;
+            assert_int_equal(tk_args_get_int(res[i], 0, &v), 0);
+            assert_int_equal(v, (int64_t)(i + 1) * (i + 1));
+            tk_args_free(res[i]);
+        }
+        if (rc == 0) {
+            assert_int_equal(got, N);
+            if (!fired)
+                break;
+            continue; /* the fault hit a thread of the pool, which recovered */
+        }
+        assert_int_equal(rc, TK_ENOMEM);
+        assert_string_equal(tk_last_error(), "out of memory");
+        failures++;
+        partial += got > 0;
+    }
+    assert_true(failures > 0);
+    assert_true(partial > 0); /* the decoding of a later item failed */
+    tk_future *f = tk_pool_submit(p, square, tk_args_of("i", 7), NULL);
+    assert_int_equal(result_int(f), 49);
+    tk_future_free(f);
+    tk_pool_free(p);
+}
+
+/* The process pool's result thread allocates too (a worker's send and
+ * receive buffers, the result it decodes): every allocation of a submit
+ * and its answer is failed in turn on a fresh pool. A send buffer that
+ * cannot grow is retried (nothing else would wake the thread: the task
+ * would hang), a result that cannot be decoded fails with TK_ENOMEM. */
+static void process_pool_result_thread_out_of_memory(void **state)
+{
+    (void)state;
+    int failed = 0;
+    for (long n = 1; n < 1000; n++) {
+        tk_pool *p = tk_pool_new(TK_POOL_PROCESSES, 1);
+        assert_non_null(p);
+        tk_args *a = tk_args_of("i", 5);
+        tk__fault_set(n);
+        tk_future *f = tk_pool_submit(p, square, a, NULL);
+        const tk_args *r = NULL;
+        int rc = f ? tk_future_result(f, 30.0, &r) : TK_ENOMEM;
+        bool fired = tk__fault_allocs() >= n;
+        tk__fault_set(0);
+        int64_t v = 0;
+        if (rc == 0) {
+            assert_int_equal(tk_args_get_int(r, 0, &v), 0);
+            assert_int_equal(v, 25);
+        } else if (f) {
+            assert_int_equal(rc, TK_ETASK);
+            assert_int_equal(tk_future_status(f), TK_ENOMEM);
+            failed++;
+        }
+        tk_future_free(f);
+        f = tk_pool_submit(p, square, tk_args_of("i", 6), NULL);
+        assert_int_equal(result_int(f), 36); /* the pool works on */
+        tk_future_free(f);
+        tk_pool_free(p);
+        if (!fired)
+            break;
+    }
+    assert_true(failed > 0); /* the decoding in the result thread was reached */
+}
+
 /* The caller may refill its items/results arrays the moment map returns:
  * no chunk of the previous call may touch them afterwards (a chunk's last
  * reference used to free "its" items in the refilled array). */
@@ -582,6 +668,52 @@ static void initializer_runs_in_each_worker(void **state)
     tk_pool_free(p);
 }
 
+/* Runs in a fresh copy of this program, where the shared empty bags an
+ * initializer without initargs gets are not made yet: allocation k is
+ * failed for k = 1, 2, ... until it lands in the worker making them. */
+static int mode_init_oom(void)
+{
+    for (long k = 1; k < 100; k++) {
+        init_count = 0;
+        tk__fault_set(k);
+        tk_pool *p = tk_pool_new_ex(TK_POOL_THREADS, 1, initializer, NULL);
+        if (p)
+            tk_pool_shutdown(p, true, false); /* the worker is done */
+        bool fired = tk__fault_allocs() >= k;
+        tk__fault_set(0);
+        tk_pool_free(p);
+        if (!p)
+            continue; /* the caller's allocation */
+        if (!fired)
+            return 3; /* the sweep never reached the worker */
+        /* The worker's: its initializer could not run (initializer()
+         * adds 0 for its empty args, so its count says nothing). */
+        printf("worker fault at %ld\n", k);
+        fflush(stdout);
+        /* Pools work on. */
+        p = tk_pool_new_ex(TK_POOL_THREADS, 1, initializer, NULL);
+        tk_future *f = tk_pool_submit(p, square, tk_args_of("i", 4), NULL);
+        int64_t v = result_int(f);
+        tk_future_free(f);
+        tk_pool_free(p);
+        return v == 16 ? 0 : 4;
+    }
+    return 2;
+}
+
+/* A worker that cannot make its initializer's bags reports it on stderr,
+ * as pool.h documents for a failing initializer, and carries on. */
+static void initializer_out_of_memory_is_reported(void **state)
+{
+    (void)state;
+    static char out[1 << 16];
+    assert_int_equal(tt_run_self("init-oom", out, sizeof out, 60.0), 0);
+    assert_non_null(strstr(out, "worker fault at"));
+    const char *e = strstr(out, "Exception in initializer of ThreadPool-");
+    assert_non_null(e);
+    assert_non_null(strstr(e, ": out of memory\n"));
+}
+
 static int my_full_name(const tk_args *a, const tk_kwargs *kw, tk_args *res)
 {
     (void)a;
@@ -785,6 +917,7 @@ int main(void)
         {"exit-thread-pool", mode_exit_thread_pool},
         {"exit-process-pool", mode_exit_process_pool},
         {"daemon-pool", mode_daemon_pool},
+        {"init-oom", mode_init_oom},
     };
     tt_child_main(modes, sizeof modes / sizeof modes[0]);
     const struct CMUnitTest tests[] = {
@@ -793,6 +926,8 @@ int main(void)
         cmocka_unit_test(misuse),
         cmocka_unit_test(map_in_order),
         cmocka_unit_test(map_arrays_reused_at_once),
+        cmocka_unit_test(process_map_out_of_memory_is_enomem),
+        cmocka_unit_test(process_pool_result_thread_out_of_memory),
         cmocka_unit_test(map_reports_first_failure_after_all),
         cmocka_unit_test(process_results_larger_than_the_ring),
         cmocka_unit_test(parked_workers_never_miss_work),
@@ -806,6 +941,7 @@ int main(void)
         cmocka_unit_test(done_callbacks),
         cmocka_unit_test(wait_any_and_timeouts),
         cmocka_unit_test(initializer_runs_in_each_worker),
+        cmocka_unit_test(initializer_out_of_memory_is_reported),
         cmocka_unit_test(workers_are_named),
         cmocka_unit_test(process_worker_keeps_full_name),
         cmocka_unit_test(daemonic_process_cannot_create_process_pool),
