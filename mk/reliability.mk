@@ -58,15 +58,17 @@ stress: stress-build
 # tests/test_faults.c counts the library's live heap blocks by wrapping the
 # allocator at link time (only references from the test program and the
 # static archive are wrapped; libc's own stay as they are).
-$(BUILD)/tests/test_faults: LDFLAGS += -Wl,--wrap=malloc -Wl,--wrap=calloc \
-    -Wl,--wrap=realloc -Wl,--wrap=free
+FAULT_TESTS := $(BUILD)/tests/test_faults $(BUILD)/tests/test_faults_queue
+$(FAULT_TESTS): $(BUILD)/tests/faults/alloccount.o
+$(FAULT_TESTS): LDFLAGS += -Wl,--wrap=malloc -Wl,--wrap=calloc \
+    -Wl,--wrap=realloc -Wl,--wrap=free $(BUILD)/tests/faults/alloccount.o
+
+$(BUILD)/tests/faults/%.o: tests/faults/%.c
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 # Rewrites the committed seed corpus (tests/fuzz/make_seeds.c).
 fuzz-seeds: $(STATIC)
 	@mkdir -p $(BUILD)/bin tests/fuzz/corpus/decode tests/fuzz/corpus/bind tests/fuzz/corpus/format
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) tests/fuzz/make_seeds.c $(STATIC) $(LIBS) -o $(BUILD)/bin/make_seeds
 	$(BUILD)/bin/make_seeds
-
-# The queue/pipe/pool sweeps count live heap blocks the same way.
-$(BUILD)/tests/test_faults_queue: LDFLAGS += -Wl,--wrap=malloc -Wl,--wrap=calloc \
-    -Wl,--wrap=realloc -Wl,--wrap=free

@@ -40,54 +40,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "faults/alloccount.h"
 #include "internal.h"
 #include "taskkit.h"
-
-/* ---------------------------------------------------- allocation counting */
-
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t c, size_t n);
-void *__real_realloc(void *p, size_t n);
-void __real_free(void *p);
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t c, size_t n);
-void *__wrap_realloc(void *p, size_t n);
-void __wrap_free(void *p);
-
-static atomic_long live_blocks;
-
-void *__wrap_malloc(size_t n)
-{
-    void *p = __real_malloc(n);
-    if (p)
-        atomic_fetch_add(&live_blocks, 1);
-    return p;
-}
-
-void *__wrap_calloc(size_t c, size_t n)
-{
-    void *p = __real_calloc(c, n);
-    if (p)
-        atomic_fetch_add(&live_blocks, 1);
-    return p;
-}
-
-void *__wrap_realloc(void *p, size_t n)
-{
-    void *q = __real_realloc(p, n);
-    if (q && !p)
-        atomic_fetch_add(&live_blocks, 1);
-    else if (!q && p && n == 0)
-        atomic_fetch_sub(&live_blocks, 1);
-    return q;
-}
-
-void __wrap_free(void *p)
-{
-    if (p)
-        atomic_fetch_sub(&live_blocks, 1);
-    __real_free(p);
-}
 
 /* ---------------------------------------------------------------- sweeps */
 
@@ -122,9 +77,9 @@ static long fault_sweep(const char *what, scenario run)
     for (long n = 1; n < 10000; n++) {
         fire_at = n;
         allocs_seen = -1;
-        long before = atomic_load(&live_blocks);
+        long before = tt_live_blocks();
         int rc = run();
-        long after = atomic_load(&live_blocks);
+        long after = tt_live_blocks();
         if (allocs_seen < 0)
             fail_msg("%s: the scenario never disarmed", what);
         if (after != before)
@@ -474,7 +429,7 @@ static void args_allocation_points(void **state)
 static void failed_builders_leak_nothing(void **state)
 {
     (void)state;
-    long before = atomic_load(&live_blocks);
+    long before = tt_live_blocks();
     assert_null(tk_args_of("is q", 1, long_str));
     assert_int_equal(tk_last_error_code(), TK_EINVAL);
     assert_null(tk_kwargs_of("a:s, b", long_str));
@@ -482,7 +437,7 @@ static void failed_builders_leak_nothing(void **state)
     tk_args *da = NULL;
     tk_kwargs *dk = NULL;
     assert_int_equal(tk_args_decode("TKAB", 4, &da, &dk), TK_EDECODE);
-    assert_int_equal(atomic_load(&live_blocks), before);
+    assert_int_equal(tt_live_blocks(), before);
 }
 
 
@@ -815,14 +770,14 @@ static int child_thread_refused(void)
     struct rlimit saved;
     CHILD_CHECK(refuse_new_tasks(&saved) == 0);
     int threads = count_threads(), fds = tt_count_fds();
-    long blocks = atomic_load(&live_blocks);
+    long blocks = tt_live_blocks();
     int rc = tk_thread_start(t);
     CHILD_CHECK(rc == TK_EAGAIN);
     CHILD_CHECK(strstr(tk_last_error(), "can't start new thread") != NULL);
     CHILD_CHECK(!tk_thread_is_alive(t));
     CHILD_CHECK(count_threads() == threads);
     CHILD_CHECK(tt_count_fds() == fds);
-    CHILD_CHECK(atomic_load(&live_blocks) <= blocks);
+    CHILD_CHECK(tt_live_blocks() <= blocks);
     CHILD_CHECK(setrlimit(RLIMIT_NPROC, &saved) == 0);
     /* With the limit lifted a new thread starts fine. */
     tk_thread *u = tk_thread_new(target_ok, NULL, NULL);

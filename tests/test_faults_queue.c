@@ -39,54 +39,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "faults/alloccount.h"
 #include "internal.h"
 #include "taskkit.h"
-
-/* ---------------------------------------------------- allocation counting */
-
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t c, size_t n);
-void *__real_realloc(void *p, size_t n);
-void __real_free(void *p);
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t c, size_t n);
-void *__wrap_realloc(void *p, size_t n);
-void __wrap_free(void *p);
-
-static atomic_long live_blocks;
-
-void *__wrap_malloc(size_t n)
-{
-    void *p = __real_malloc(n);
-    if (p)
-        atomic_fetch_add(&live_blocks, 1);
-    return p;
-}
-
-void *__wrap_calloc(size_t c, size_t n)
-{
-    void *p = __real_calloc(c, n);
-    if (p)
-        atomic_fetch_add(&live_blocks, 1);
-    return p;
-}
-
-void *__wrap_realloc(void *p, size_t n)
-{
-    void *q = __real_realloc(p, n);
-    if (q && !p)
-        atomic_fetch_add(&live_blocks, 1);
-    else if (!q && p && n == 0)
-        atomic_fetch_sub(&live_blocks, 1);
-    return q;
-}
-
-void __wrap_free(void *p)
-{
-    if (p)
-        atomic_fetch_sub(&live_blocks, 1);
-    __real_free(p);
-}
 
 /* ---------------------------------------------------------------- sweeps */
 
@@ -141,9 +96,9 @@ static long fault_sweep(const char *what, scenario run)
     for (long n = 1; n < 10000; n++) {
         fire_at = n;
         allocs_seen = -1;
-        long before = atomic_load(&live_blocks);
+        long before = tt_live_blocks();
         int rc = run();
-        long after = atomic_load(&live_blocks);
+        long after = tt_live_blocks();
         if (allocs_seen < 0)
             fail_msg("%s: the scenario never disarmed", what);
         if (after != before)
