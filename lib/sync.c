@@ -23,6 +23,13 @@
 #include <string.h>
 #include <time.h>
 
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+#include <sys/single_threaded.h>
+#define TK__HAVE_SINGLE_THREADED 1
+#else
+#define TK__HAVE_SINGLE_THREADED 0
+#endif
+
 #include "internal.h"
 #include "sync_int.h"
 #include "taskkit/sync.h"
@@ -108,8 +115,29 @@ static int not_owner_error(bool locked)
                                        : "release unlocked lock");
 }
 
+/* True while the process has never had a second thread. glibc publishes it
+ * (and skips its own mutexes' atomic instructions then); it turns false in
+ * the creating thread before any second thread runs, and pthread_create
+ * orders everything before it, so plain loads and stores are enough while
+ * it holds. Elsewhere: never assume it. */
+static inline bool single_threaded(void)
+{
+#if TK__HAVE_SINGLE_THREADED
+    return __libc_single_threaded != 0;
+#else
+    return false;
+#endif
+}
+
 static inline bool private_try(struct tk__mutex *m, uint32_t me)
 {
+    if (single_threaded()) {
+        /* Nobody can race us: no locked instruction needed. */
+        if (atomic_load_explicit(&m->word, memory_order_relaxed) != 0)
+            return false;
+        atomic_store_explicit(&m->word, me, memory_order_relaxed);
+        return true;
+    }
     uint32_t expected = 0;
     return atomic_compare_exchange_strong_explicit(&m->word, &expected, me,
                                                    memory_order_acquire,
@@ -273,6 +301,10 @@ int tk__mutex_release(struct tk__mutex *m)
     uint32_t w = atomic_load_explicit(&m->word, memory_order_relaxed);
     if ((w & ~WAITERS) != me)
         return not_owner_error(w != 0);
+    if (w == me && single_threaded()) {
+        atomic_store_explicit(&m->word, 0, memory_order_relaxed);
+        return 0;
+    }
     w = atomic_exchange_explicit(&m->word, 0, memory_order_release);
     if (w & WAITERS)
         tk__futex_wake(&m->word, 1, 0);

@@ -412,9 +412,67 @@ static void shm_free_unmaps_only_this_view(void **state)
 #define BOTH(fn)                                                              \
     {#fn, fn, NULL, NULL, &kinds[0]}, {#fn "_shared", fn, NULL, NULL, &kinds[1]}
 
+/* A lock taken while the process is still single-threaded (where the fast
+ * path skips locked instructions) keeps working once threads exist: the
+ * new thread sees it held, waits, and gets it when the holder releases it. */
+static tk_lock *st_lock;
+static atomic_int st_phase;
+
+static void *st_contender(void *arg)
+{
+    (void)arg;
+    if (tk_lock_acquire(st_lock, 0) != TK_ETIMEDOUT)
+        return (void *)1;
+    atomic_store(&st_phase, 1);
+    if (tk_lock_acquire(st_lock, 30.0) != 0)
+        return (void *)2;
+    atomic_store(&st_phase, 2);
+    return tk_lock_release(st_lock) == 0 ? NULL : (void *)3;
+}
+
+static int mode_single_then_threads(void)
+{
+    st_lock = tk_lock_new(0);
+    /* single-threaded: take and drop it, then take it again and keep it */
+    if (tk_lock_acquire(st_lock, TK_FOREVER) != 0 || tk_lock_release(st_lock) != 0 ||
+        tk_lock_release(st_lock) != TK_ESTATE || tk_lock_acquire(st_lock, TK_FOREVER) != 0 ||
+        tk_lock_acquire(st_lock, TK_FOREVER) != TK_EDEADLK)
+        return 10;
+    pthread_t t;
+    if (pthread_create(&t, NULL, st_contender, NULL) != 0)
+        return 11;
+    while (atomic_load(&st_phase) == 0)
+        usleep(1000);
+    usleep(20000); /* let it block on the lock */
+    if (atomic_load(&st_phase) != 1 || tk_lock_release(st_lock) != 0)
+        return 12;
+    void *ret = (void *)9;
+    pthread_join(t, &ret);
+    if (ret != NULL || atomic_load(&st_phase) != 2 || tk_lock_locked(st_lock))
+        return 13;
+    tk_lock_free(st_lock);
+    return 0;
+}
+
+static void lock_taken_single_threaded_works_with_threads(void **state)
+{
+    (void)state;
+    char out[4096];
+    int st = tt_run_self("single-then-threads", out, sizeof out, 60.0);
+    if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+        fprintf(stderr, "%s", out);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int main(void)
 {
+    static const struct tt_mode modes[] = {
+        {"single-then-threads", mode_single_then_threads},
+    };
+    tt_child_main(modes, sizeof modes / sizeof modes[0]);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(lock_taken_single_threaded_works_with_threads),
         cmocka_unit_test(flags_and_null_are_refused),
         BOTH(acquire_release_locked),
         BOTH(release_unlocked_lock),
