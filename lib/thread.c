@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -526,9 +527,27 @@ static void os_name_apply(tk_thread *t)
     atomic_store(&t->os_name_state, OSN_APPLIED);
 }
 
+/* The calling thread's kernel id without a gettid system call: glibc and
+ * musl both fill the pthread's tid in before the thread runs (the kernel
+ * writes it at clone), and pthread_getcpuclockid hands it back encoded as
+ * the kernel's per-thread CPU clock id, ~tid << 3 | CPUCLOCK_PERTHREAD |
+ * CPUCLOCK_SCHED (a stable kernel ABI). Anything unexpected falls back to
+ * the system call. Caches it where tk__gettid() looks first. */
+static pid_t own_tid(void)
+{
+    clockid_t clk;
+    struct tk__tls *tls = tk__tls();
+    if (tls->tid == 0 && pthread_getcpuclockid(pthread_self(), &clk) == 0 && (clk & 7) == 6) {
+        unsigned tid = ~(unsigned)clk >> 3;
+        if (tid > 0 && tid <= (unsigned)INT_MAX)
+            tls->tid = (pid_t)tid;
+    }
+    return tk__gettid();
+}
+
 static void publish_native_id(tk_thread *t)
 {
-    uint32_t old = atomic_exchange(&t->native_id, (uint32_t)tk__gettid());
+    uint32_t old = atomic_exchange(&t->native_id, (uint32_t)own_tid());
     if (old == NID_WAITING)
         tk__futex_wake(&t->native_id, INT_MAX, 0);
 }
