@@ -460,6 +460,26 @@ static bool creator_daemon(void)
     return atomic_load(&me->daemon);
 }
 
+/* "Thread-N" into name_buf and os_name: by hand, as snprintf costs a tenth
+ * of a microsecond on the new+start+join path. */
+static void default_name(tk_thread *t, unsigned long n)
+{
+    char digits[24];
+    size_t len = 0;
+    do {
+        digits[len++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    char *p = t->name_buf;
+    memcpy(p, "Thread-", 7);
+    p += 7;
+    /* Past 10^16 threads the tail is cut, as snprintf would. */
+    for (size_t room = sizeof t->name_buf - 8; len && room; room--)
+        *p++ = digits[--len];
+    *p = '\0';
+    copy_os_name(t, t->name_buf);
+}
+
 static tk_thread *thread_create(int kind, const char *who, tk_target target,
                                 tk_args *args, tk_kwargs *kwargs)
 {
@@ -480,9 +500,7 @@ static tk_thread *thread_create(int kind, const char *who, tk_target target,
     t->args = args;
     t->kwargs = kwargs;
     atomic_store(&t->daemon, creator_daemon());
-    snprintf(t->name_buf, sizeof t->name_buf, "Thread-%lu",
-             atomic_fetch_add(&thread_counter, 1) + 1);
-    copy_os_name(t, t->name_buf);
+    default_name(t, atomic_fetch_add(&thread_counter, 1) + 1);
     return t;
 fail:
     tk_args_free(args);
