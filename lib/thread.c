@@ -60,30 +60,34 @@ enum { OSN_PENDING, OSN_APPLYING, OSN_APPLIED, OSN_RENAMING };
 /* CPython's THREAD_STACK_MIN: smaller stacks are refused up front. */
 #define STACK_MIN 32768u
 
+/* The fields a new thread reads and writes on its way from start to finish
+ * come first, so they share as few cache lines with the creator as
+ * possible (each line the two CPUs pass back and forth costs on the
+ * start->join path). */
 struct tk_thread {
     _Atomic uint32_t state;
     atomic_int refs;
     _Atomic uint32_t native_id; /* 0 until published (or NID_WAITING) */
-    atomic_ulong ident;
-    atomic_uint gen;            /* process generation it was started in */
     atomic_int os_name_state;
-    atomic_bool daemon;
     int kind;                   /* changes only in a forked child */
-    bool in_list;               /* guarded by the registry lock */
     int result;                 /* written before ST_DONE */
     tk_target target;
     tk_args *args;
     tk_kwargs *kwargs;
+    char os_name[16];           /* first 15 bytes of the name */
+    atomic_ulong ident;
+    bool in_list;               /* guarded by the registry lock */
+    atomic_bool daemon;
+    atomic_uint gen;            /* process generation it was started in */
+    struct tk_thread *prev, *next; /* registry list */
+    pthread_t pthread;          /* valid once ST_PUBLISHED */
     tk__thread_fn fn;           /* K_INTERNAL */
     void *fn_arg;
     double interval;            /* K_TIMER */
     size_t stack_size;          /* 0: the system default */
-    pthread_t pthread;          /* valid once ST_PUBLISHED */
-    struct tk_thread *prev, *next; /* registry list */
     struct tk__stop stop;
     char *name;                 /* name_buf or a heap copy */
     char name_buf[24];
-    char os_name[16];           /* first 15 bytes of the name */
 };
 
 /* ---------------------------------------------------------------- state */
@@ -642,7 +646,9 @@ static void *thread_main(void *arg)
     tk_thread *t = arg;
     bind_tls(t);
     publish_native_id(t);
-    atomic_store_explicit(&t->ident, (unsigned long)pthread_self(), memory_order_relaxed);
+    /* Start stores it too, usually first: a plain read keeps the line shared. */
+    if (atomic_load_explicit(&t->ident, memory_order_relaxed) == 0)
+        atomic_store_explicit(&t->ident, (unsigned long)pthread_self(), memory_order_relaxed);
     os_name_apply(t);
     int result;
     pthread_cleanup_push(finish_abandoned, t);
