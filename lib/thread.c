@@ -6,7 +6,9 @@
  * The fast path (new, start, join, free) costs one allocation for the handle,
  * one registry lock round-trip on each side (never held across
  * pthread_create), and no handshake: start does not wait for the new thread,
- * which publishes its kernel id and OS name itself.
+ * which publishes its kernel id (read from its pthread, no system call) and
+ * sets its OS name itself (one prctl: the only system call a tk_thread adds
+ * to a raw pthread, about 1 us on a paravirtualised VM).
  *
  * Completion is one futex word per handle (`state`): the finishing thread
  * sets ST_DONE and wakes only if a joiner announced itself with ST_WAITERS.
