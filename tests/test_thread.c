@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -347,6 +348,47 @@ static void native_id_right_after_start(void **state)
         assert_int_equal(nid, atomic_load(&ids.tid));
         tk_thread_free(t);
     }
+}
+
+/* The new thread learns its kernel id without a gettid call (from its
+ * pthread): the cached tid and native_id must be the kernel's own, also
+ * for threads started in a forked child (fresh tids, reused stacks). */
+static int check_tid(const tk_args *a, const tk_kwargs *k)
+{
+    (void)a;
+    (void)k;
+    long tid = my_tid();
+    if (tk_thread_native_id(tk_current_thread()) != tid)
+        return 1;
+    return (long)tk__gettid() == tid ? 0 : 2;
+}
+
+static int start_check_tid(int n)
+{
+    for (int i = 0; i < n; i++) {
+        tk_thread *t = tk_thread_new(check_tid, NULL, NULL);
+        if (!t || tk_thread_start(t) < 0 || tk_thread_join(t, TK_FOREVER) < 0)
+            return 3;
+        int r = tk_thread_result(t);
+        tk_thread_free(t);
+        if (r != 0)
+            return r;
+    }
+    return 0;
+}
+
+static void cached_tid_is_the_kernels(void **state)
+{
+    (void)state;
+    assert_int_equal(start_check_tid(20), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(start_check_tid(20));
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 static void main_thread_handle(void **state)
@@ -896,6 +938,7 @@ int main(void)
         cmocka_unit_test(join_timed_reclaims_the_thread),
         cmocka_unit_test(join_from_several_threads),
         cmocka_unit_test(ident_and_native_id),
+        cmocka_unit_test(cached_tid_is_the_kernels),
         cmocka_unit_test(native_id_right_after_start),
         cmocka_unit_test(main_thread_handle),
         cmocka_unit_test(main_thread_seen_from_a_thread),
