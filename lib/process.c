@@ -51,6 +51,9 @@ struct tk_process {
     char *name;
     unsigned idnum;         /* N in Process-...:N, extends the child's identity */
     bool daemon;
+    bool own_args;          /* args/kwargs were made here (empty for good): */
+    bool own_kwargs;        /* a spare handle keeps them for the next one */
+    size_t name_cap;        /* bytes allocated for name */
     /* Guarded by reg_lock once started. */
     int state;              /* written under reg_lock; read with state_of() */
     pid_t pid;
@@ -179,15 +182,45 @@ static bool is_own_child(const tk_process *h)
 
 /* ------------------------------------------------------------ handles */
 
+/*
+ * One freed handle is kept for the next tk_process_new, with the empty
+ * argument bags and the name buffer made for it. Every fork write-protects
+ * the whole address space, so each page the parent writes afterwards costs a
+ * page fault (tens of microseconds on some VMs): a free/malloc pair per
+ * start writes the allocator's pages on top of the handle's own. Only
+ * exchanged atomically: destroy() may run with or without reg_lock.
+ */
+static tk_process *spare;
+
+static void discard(tk_process *h)
+{
+    tk_args_free(h->args);
+    tk_kwargs_free(h->kwargs);
+    tk__free(h->name);
+    tk__free(h);
+}
+
 static void destroy(tk_process *h)
 {
     /* A foreign handle's descriptor belongs to the process that opened it. */
     if (h->fd >= 0 && h->owner == tk__getpid())
         close(h->fd);
-    tk_args_free(h->args);
-    tk_kwargs_free(h->kwargs);
-    release_child_name(h->name);
-    tk__free(h);
+    if (!h->own_args) {
+        tk_args_free(h->args);
+        h->args = NULL;
+    }
+    if (!h->own_kwargs) {
+        tk_kwargs_free(h->kwargs);
+        h->kwargs = NULL;
+    }
+    if (h->name == self_proc.name) {
+        self_name_owned = true; /* the current process borrowed it */
+        h->name = NULL;
+        h->name_cap = 0;
+    }
+    tk_process *old = __atomic_exchange_n(&spare, h, __ATOMIC_ACQ_REL);
+    if (old)
+        discard(old);
 }
 
 /* Turns self_ident + self_idnum into one string (once per child, the first
@@ -208,6 +241,32 @@ static int materialise_ident(void)
     return 0;
 }
 
+/* Takes args/kwargs into h (a spare's own empty bags serve when NULL). */
+static int adopt_bags(tk_process *h, tk_args **args, tk_kwargs **kwargs)
+{
+    if (*args) {
+        tk_args_free(h->args);
+        h->args = *args;
+        *args = NULL;
+        h->own_args = false;
+    } else {
+        if (!h->args && !(h->args = tk_args_new()))
+            return TK_ENOMEM;
+        h->own_args = true;
+    }
+    if (*kwargs) {
+        tk_kwargs_free(h->kwargs);
+        h->kwargs = *kwargs;
+        *kwargs = NULL;
+        h->own_kwargs = false;
+    } else {
+        if (!h->kwargs && !(h->kwargs = tk_kwargs_new()))
+            return TK_ENOMEM;
+        h->own_kwargs = true;
+    }
+    return 0;
+}
+
 tk_process *tk_process_new(tk_target target, tk_args *args, tk_kwargs *kwargs)
 {
     tk_process *h = NULL;
@@ -215,37 +274,47 @@ tk_process *tk_process_new(tk_target target, tk_args *args, tk_kwargs *kwargs)
         tk__error(TK_EINVAL, "tk_process_new: target must not be NULL");
         goto fail;
     }
-    if (!args && !(args = tk_args_new()))
+    h = __atomic_exchange_n(&spare, NULL, __ATOMIC_ACQ_REL);
+    if (!h && !(h = tk__calloc(1, sizeof *h)))
         goto fail;
-    if (!kwargs && !(kwargs = tk_kwargs_new()))
-        goto fail;
-    h = tk__calloc(1, sizeof *h);
-    if (!h)
-        goto fail;
-    if (materialise_ident() < 0)
+    if (adopt_bags(h, &args, &kwargs) < 0 || materialise_ident() < 0)
         goto fail;
     lock();
     reap_detached_locked();
-    h->idnum = ++name_counter;
+    unsigned idnum = ++name_counter;
     unlock();
     const char *parent = self_ident ? self_ident : "";
     size_t len = strlen(parent) + 32;
-    if (!(h->name = tk__malloc(len)))
-        goto fail;
-    snprintf(h->name, len, "Process-%s%s%u", parent, *parent ? ":" : "", h->idnum);
-    h->refs = 1;
-    h->kind = KIND_CHILD;
-    h->owner = tk__getpid();
-    h->target = target;
-    h->args = args;
-    h->kwargs = kwargs;
-    h->daemon = self_proc.daemon;
-    h->state = ST_NEW;
-    h->fd = -1;
-    h->exitcode = TK_EXITCODE_NONE;
+    if (h->name_cap < len) {
+        tk__free(h->name);
+        h->name_cap = 0;
+        if (!(h->name = tk__malloc(len)))
+            goto fail;
+        h->name_cap = len;
+    }
+    snprintf(h->name, len, "Process-%s%s%u", parent, *parent ? ":" : "", idnum);
+    /* Every other field afresh: h may be a spare. */
+    *h = (tk_process){
+        .refs = 1,
+        .kind = KIND_CHILD,
+        .owner = tk__getpid(),
+        .target = target,
+        .args = h->args,
+        .kwargs = h->kwargs,
+        .name = h->name,
+        .idnum = idnum,
+        .daemon = self_proc.daemon,
+        .own_args = h->own_args,
+        .own_kwargs = h->own_kwargs,
+        .name_cap = h->name_cap,
+        .state = ST_NEW,
+        .fd = -1,
+        .exitcode = TK_EXITCODE_NONE,
+    };
     return h;
 fail:
-    tk__free(h);
+    if (h)
+        discard(h);
     tk_args_free(args);
     tk_kwargs_free(kwargs);
     return NULL;
@@ -292,6 +361,7 @@ int tk_process_set_name(tk_process *p, const char *name)
     char *old = p->name;
     p->name = copy;
     if (p->kind == KIND_CHILD) {
+        p->name_cap = strlen(copy) + 1;
         release_child_name(old);
     } else if (p->kind == KIND_SELF) {
         if (self_name_owned)
