@@ -33,6 +33,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <sys/single_threaded.h>
+#endif
 
 #include "internal.h"
 #include "process_int.h"
@@ -789,6 +792,32 @@ int tk_process_wait_any(tk_process **ps, size_t n, double timeout)
  * from folding it back into a direct call. */
 static void (*volatile exit_now)(int) = _exit;
 
+#ifdef __GLIBC__
+extern FILE *_IO_list_all; /* glibc: every open stream, linked by _chain */
+#endif
+
+/*
+ * fflush(NULL) locks every stream, and those locks sit on pages that a fork
+ * has just write-protected: a fault each in the child at its end and in the
+ * parent before the next fork. It writes only streams with pending output
+ * (glibc tests exactly the fields below), which can be seen without locks
+ * while the process has one thread; then, with nothing pending, it is
+ * skipped.
+ */
+static void flush_stdio(void)
+{
+#ifdef __GLIBC__
+    if (__libc_single_threaded) {
+        bool pending = false;
+        for (FILE *f = _IO_list_all; f && !pending; f = f->_chain)
+            pending = f->_mode > 0 || f->_IO_write_ptr > f->_IO_write_base;
+        if (!pending)
+            return;
+    }
+#endif
+    tk__flush_stdio();
+}
+
 /* Leaves the process the way a returning target does. */
 static _Noreturn void end_process(int status)
 {
@@ -798,7 +827,7 @@ static _Noreturn void end_process(int status)
         status = 1;
     }
     tk_shutdown();
-    tk__flush_stdio();
+    flush_stdio();
     exit_now(status & 0xff);
     abort(); /* not reached */
 }
@@ -806,6 +835,20 @@ static _Noreturn void end_process(int status)
 void tk_exit(int status)
 {
     end_process(status);
+}
+
+/* True if __fpurge/clearerr would change stdin: buffered or pushed-back
+ * input, an error or end-of-file flag. It only reads: every FILE page a
+ * fresh child writes costs it a copy-on-write fault. */
+static bool stdin_dirty(void)
+{
+#ifdef __GLIBC__
+    const FILE *f = stdin;
+    return f->_mode > 0 || f->_IO_read_ptr != f->_IO_read_end || f->_IO_save_base ||
+           f->_IO_write_ptr != f->_IO_write_base || (f->_flags & (_IO_EOF_SEEN | _IO_ERR_SEEN));
+#else
+    return true;
+#endif
 }
 
 static void stdin_to_devnull(void)
@@ -818,8 +861,10 @@ static void stdin_to_devnull(void)
         dup2(fd, 0);
         close(fd);
     }
-    __fpurge(stdin);
-    clearerr(stdin);
+    if (stdin_dirty()) {
+        __fpurge(stdin);
+        clearerr(stdin);
+    }
 }
 
 /* Makes the runtime's current-process handle describe the child (the fork
@@ -896,7 +941,7 @@ static int spawn_pidfd(tk_process *p, struct spawned *out)
 {
     static const int no_pipe[2] = {-1, -1};
     pid_t parent = tk__getpid();
-    tk__flush_stdio();
+    flush_stdio();
     pid_t pid = fork();
     if (pid == 0)
         child_main(p, parent, no_pipe);
@@ -942,7 +987,7 @@ static int spawn_pipe(tk_process *p, struct spawned *out)
     if (r < 0)
         return tk__os_error(-r, "cannot start process: pipe");
     pid_t parent = tk__getpid();
-    tk__flush_stdio();
+    flush_stdio();
     spawning_fd = fds[1];
     pid_t pid = fork();
     if (pid == 0)
