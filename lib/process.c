@@ -886,7 +886,8 @@ static void become(tk_process *p)
  * __fpurge, which takes no lock); nothing is allocated. The runtime's fork
  * hooks have already reset every module.
  */
-static _Noreturn void child_main(tk_process *p, pid_t parent, const int exit_pipe[2])
+static _Noreturn void child_main(tk_process *p, pid_t parent, const int exit_pipe[2],
+                                 bool mask_empty)
 {
     if (exit_pipe[1] >= 0) {
         close(exit_pipe[0]);
@@ -894,15 +895,27 @@ static _Noreturn void child_main(tk_process *p, pid_t parent, const int exit_pip
     }
     if (p->daemon && tk__proc_set_pdeathsig(parent) == -ESRCH)
         _exit(1); /* the parent died already: a daemonic child dies with it */
-    sigset_t none;
-    sigemptyset(&none);
-    pthread_sigmask(SIG_SETMASK, &none, NULL);
+    if (!mask_empty) {
+        sigset_t none;
+        sigemptyset(&none);
+        pthread_sigmask(SIG_SETMASK, &none, NULL);
+    }
     stdin_to_devnull();
     become(p);
     end_process(p->target(p->args, p->kwargs));
 }
 
 /* ------------------------------------------------------------ fork */
+
+/* True if the calling thread blocks no signal: its child, which inherits the
+ * mask, then need not reset it (a call whose code a fresh child would have
+ * to fault in). Read right before fork by the thread that forks; a handler
+ * that changes the mask restores it when it returns. */
+static bool sigmask_empty(void)
+{
+    sigset_t cur;
+    return pthread_sigmask(SIG_BLOCK, NULL, &cur) == 0 && sigisemptyset(&cur);
+}
 
 struct spawned {
     pid_t pid;
@@ -942,9 +955,10 @@ static int spawn_pidfd(tk_process *p, struct spawned *out)
     static const int no_pipe[2] = {-1, -1};
     pid_t parent = tk__getpid();
     flush_stdio();
+    bool mask_empty = sigmask_empty();
     pid_t pid = fork();
     if (pid == 0)
-        child_main(p, parent, no_pipe);
+        child_main(p, parent, no_pipe, mask_empty);
     if (pid < 0)
         return fork_error(errno);
     int fd = tk__proc_pidfd_open(pid);
@@ -989,9 +1003,10 @@ static int spawn_pipe(tk_process *p, struct spawned *out)
     pid_t parent = tk__getpid();
     flush_stdio();
     spawning_fd = fds[1];
+    bool mask_empty = sigmask_empty();
     pid_t pid = fork();
     if (pid == 0)
-        child_main(p, parent, fds);
+        child_main(p, parent, fds, mask_empty);
     int err = errno;
     spawning_fd = -1;
     lock(); /* unlisted before closing: the number may be reused at once */
