@@ -33,6 +33,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <sys/single_threaded.h>
+#endif
 
 #include "internal.h"
 #include "process_int.h"
@@ -51,6 +54,9 @@ struct tk_process {
     char *name;
     unsigned idnum;         /* N in Process-...:N, extends the child's identity */
     bool daemon;
+    bool own_args;          /* args/kwargs were made here (empty for good): */
+    bool own_kwargs;        /* a spare handle keeps them for the next one */
+    size_t name_cap;        /* bytes allocated for name */
     /* Guarded by reg_lock once started. */
     int state;              /* written under reg_lock; read with state_of() */
     pid_t pid;
@@ -179,15 +185,45 @@ static bool is_own_child(const tk_process *h)
 
 /* ------------------------------------------------------------ handles */
 
+/*
+ * One freed handle is kept for the next tk_process_new, with the empty
+ * argument bags and the name buffer made for it. Every fork write-protects
+ * the whole address space, so each page the parent writes afterwards costs a
+ * page fault (tens of microseconds on some VMs): a free/malloc pair per
+ * start writes the allocator's pages on top of the handle's own. Only
+ * exchanged atomically: destroy() may run with or without reg_lock.
+ */
+static tk_process *spare;
+
+static void discard(tk_process *h)
+{
+    tk_args_free(h->args);
+    tk_kwargs_free(h->kwargs);
+    tk__free(h->name);
+    tk__free(h);
+}
+
 static void destroy(tk_process *h)
 {
     /* A foreign handle's descriptor belongs to the process that opened it. */
     if (h->fd >= 0 && h->owner == tk__getpid())
         close(h->fd);
-    tk_args_free(h->args);
-    tk_kwargs_free(h->kwargs);
-    release_child_name(h->name);
-    tk__free(h);
+    if (!h->own_args) {
+        tk_args_free(h->args);
+        h->args = NULL;
+    }
+    if (!h->own_kwargs) {
+        tk_kwargs_free(h->kwargs);
+        h->kwargs = NULL;
+    }
+    if (h->name == self_proc.name) {
+        self_name_owned = true; /* the current process borrowed it */
+        h->name = NULL;
+        h->name_cap = 0;
+    }
+    tk_process *old = __atomic_exchange_n(&spare, h, __ATOMIC_ACQ_REL);
+    if (old)
+        discard(old);
 }
 
 /* Turns self_ident + self_idnum into one string (once per child, the first
@@ -208,6 +244,32 @@ static int materialise_ident(void)
     return 0;
 }
 
+/* Takes args/kwargs into h (a spare's own empty bags serve when NULL). */
+static int adopt_bags(tk_process *h, tk_args **args, tk_kwargs **kwargs)
+{
+    if (*args) {
+        tk_args_free(h->args);
+        h->args = *args;
+        *args = NULL;
+        h->own_args = false;
+    } else {
+        if (!h->args && !(h->args = tk_args_new()))
+            return TK_ENOMEM;
+        h->own_args = true;
+    }
+    if (*kwargs) {
+        tk_kwargs_free(h->kwargs);
+        h->kwargs = *kwargs;
+        *kwargs = NULL;
+        h->own_kwargs = false;
+    } else {
+        if (!h->kwargs && !(h->kwargs = tk_kwargs_new()))
+            return TK_ENOMEM;
+        h->own_kwargs = true;
+    }
+    return 0;
+}
+
 tk_process *tk_process_new(tk_target target, tk_args *args, tk_kwargs *kwargs)
 {
     tk_process *h = NULL;
@@ -215,37 +277,47 @@ tk_process *tk_process_new(tk_target target, tk_args *args, tk_kwargs *kwargs)
         tk__error(TK_EINVAL, "tk_process_new: target must not be NULL");
         goto fail;
     }
-    if (!args && !(args = tk_args_new()))
+    h = __atomic_exchange_n(&spare, NULL, __ATOMIC_ACQ_REL);
+    if (!h && !(h = tk__calloc(1, sizeof *h)))
         goto fail;
-    if (!kwargs && !(kwargs = tk_kwargs_new()))
-        goto fail;
-    h = tk__calloc(1, sizeof *h);
-    if (!h)
-        goto fail;
-    if (materialise_ident() < 0)
+    if (adopt_bags(h, &args, &kwargs) < 0 || materialise_ident() < 0)
         goto fail;
     lock();
     reap_detached_locked();
-    h->idnum = ++name_counter;
+    unsigned idnum = ++name_counter;
     unlock();
     const char *parent = self_ident ? self_ident : "";
     size_t len = strlen(parent) + 32;
-    if (!(h->name = tk__malloc(len)))
-        goto fail;
-    snprintf(h->name, len, "Process-%s%s%u", parent, *parent ? ":" : "", h->idnum);
-    h->refs = 1;
-    h->kind = KIND_CHILD;
-    h->owner = tk__getpid();
-    h->target = target;
-    h->args = args;
-    h->kwargs = kwargs;
-    h->daemon = self_proc.daemon;
-    h->state = ST_NEW;
-    h->fd = -1;
-    h->exitcode = TK_EXITCODE_NONE;
+    if (h->name_cap < len) {
+        tk__free(h->name);
+        h->name_cap = 0;
+        if (!(h->name = tk__malloc(len)))
+            goto fail;
+        h->name_cap = len;
+    }
+    snprintf(h->name, len, "Process-%s%s%u", parent, *parent ? ":" : "", idnum);
+    /* Every other field afresh: h may be a spare. */
+    *h = (tk_process){
+        .refs = 1,
+        .kind = KIND_CHILD,
+        .owner = tk__getpid(),
+        .target = target,
+        .args = h->args,
+        .kwargs = h->kwargs,
+        .name = h->name,
+        .idnum = idnum,
+        .daemon = self_proc.daemon,
+        .own_args = h->own_args,
+        .own_kwargs = h->own_kwargs,
+        .name_cap = h->name_cap,
+        .state = ST_NEW,
+        .fd = -1,
+        .exitcode = TK_EXITCODE_NONE,
+    };
     return h;
 fail:
-    tk__free(h);
+    if (h)
+        discard(h);
     tk_args_free(args);
     tk_kwargs_free(kwargs);
     return NULL;
@@ -292,6 +364,7 @@ int tk_process_set_name(tk_process *p, const char *name)
     char *old = p->name;
     p->name = copy;
     if (p->kind == KIND_CHILD) {
+        p->name_cap = strlen(copy) + 1;
         release_child_name(old);
     } else if (p->kind == KIND_SELF) {
         if (self_name_owned)
@@ -719,6 +792,32 @@ int tk_process_wait_any(tk_process **ps, size_t n, double timeout)
  * from folding it back into a direct call. */
 static void (*volatile exit_now)(int) = _exit;
 
+#ifdef __GLIBC__
+extern FILE *_IO_list_all; /* glibc: every open stream, linked by _chain */
+#endif
+
+/*
+ * fflush(NULL) locks every stream, and those locks sit on pages that a fork
+ * has just write-protected: a fault each in the child at its end and in the
+ * parent before the next fork. It writes only streams with pending output
+ * (glibc tests exactly the fields below), which can be seen without locks
+ * while the process has one thread; then, with nothing pending, it is
+ * skipped.
+ */
+static void flush_stdio(void)
+{
+#ifdef __GLIBC__
+    if (__libc_single_threaded) {
+        bool pending = false;
+        for (FILE *f = _IO_list_all; f && !pending; f = f->_chain)
+            pending = f->_mode > 0 || f->_IO_write_ptr > f->_IO_write_base;
+        if (!pending)
+            return;
+    }
+#endif
+    tk__flush_stdio();
+}
+
 /* Leaves the process the way a returning target does. */
 static _Noreturn void end_process(int status)
 {
@@ -728,7 +827,7 @@ static _Noreturn void end_process(int status)
         status = 1;
     }
     tk_shutdown();
-    tk__flush_stdio();
+    flush_stdio();
     exit_now(status & 0xff);
     abort(); /* not reached */
 }
@@ -736,6 +835,20 @@ static _Noreturn void end_process(int status)
 void tk_exit(int status)
 {
     end_process(status);
+}
+
+/* True if __fpurge/clearerr would change stdin: buffered or pushed-back
+ * input, an error or end-of-file flag. It only reads: every FILE page a
+ * fresh child writes costs it a copy-on-write fault. */
+static bool stdin_dirty(void)
+{
+#ifdef __GLIBC__
+    const FILE *f = stdin;
+    return f->_mode > 0 || f->_IO_read_ptr != f->_IO_read_end || f->_IO_save_base ||
+           f->_IO_write_ptr != f->_IO_write_base || (f->_flags & (_IO_EOF_SEEN | _IO_ERR_SEEN));
+#else
+    return true;
+#endif
 }
 
 static void stdin_to_devnull(void)
@@ -748,8 +861,10 @@ static void stdin_to_devnull(void)
         dup2(fd, 0);
         close(fd);
     }
-    __fpurge(stdin);
-    clearerr(stdin);
+    if (stdin_dirty()) {
+        __fpurge(stdin);
+        clearerr(stdin);
+    }
 }
 
 /* Makes the runtime's current-process handle describe the child (the fork
@@ -771,7 +886,8 @@ static void become(tk_process *p)
  * __fpurge, which takes no lock); nothing is allocated. The runtime's fork
  * hooks have already reset every module.
  */
-static _Noreturn void child_main(tk_process *p, pid_t parent, const int exit_pipe[2])
+static _Noreturn void child_main(tk_process *p, pid_t parent, const int exit_pipe[2],
+                                 bool mask_empty)
 {
     if (exit_pipe[1] >= 0) {
         close(exit_pipe[0]);
@@ -779,15 +895,27 @@ static _Noreturn void child_main(tk_process *p, pid_t parent, const int exit_pip
     }
     if (p->daemon && tk__proc_set_pdeathsig(parent) == -ESRCH)
         _exit(1); /* the parent died already: a daemonic child dies with it */
-    sigset_t none;
-    sigemptyset(&none);
-    pthread_sigmask(SIG_SETMASK, &none, NULL);
+    if (!mask_empty) {
+        sigset_t none;
+        sigemptyset(&none);
+        pthread_sigmask(SIG_SETMASK, &none, NULL);
+    }
     stdin_to_devnull();
     become(p);
     end_process(p->target(p->args, p->kwargs));
 }
 
 /* ------------------------------------------------------------ fork */
+
+/* True if the calling thread blocks no signal: its child, which inherits the
+ * mask, then need not reset it (a call whose code a fresh child would have
+ * to fault in). Read right before fork by the thread that forks; a handler
+ * that changes the mask restores it when it returns. */
+static bool sigmask_empty(void)
+{
+    sigset_t cur;
+    return pthread_sigmask(SIG_BLOCK, NULL, &cur) == 0 && sigisemptyset(&cur);
+}
 
 struct spawned {
     pid_t pid;
@@ -826,10 +954,11 @@ static int spawn_pidfd(tk_process *p, struct spawned *out)
 {
     static const int no_pipe[2] = {-1, -1};
     pid_t parent = tk__getpid();
-    tk__flush_stdio();
+    flush_stdio();
+    bool mask_empty = sigmask_empty();
     pid_t pid = fork();
     if (pid == 0)
-        child_main(p, parent, no_pipe);
+        child_main(p, parent, no_pipe, mask_empty);
     if (pid < 0)
         return fork_error(errno);
     int fd = tk__proc_pidfd_open(pid);
@@ -872,11 +1001,12 @@ static int spawn_pipe(tk_process *p, struct spawned *out)
     if (r < 0)
         return tk__os_error(-r, "cannot start process: pipe");
     pid_t parent = tk__getpid();
-    tk__flush_stdio();
+    flush_stdio();
     spawning_fd = fds[1];
+    bool mask_empty = sigmask_empty();
     pid_t pid = fork();
     if (pid == 0)
-        child_main(p, parent, fds);
+        child_main(p, parent, fds, mask_empty);
     int err = errno;
     spawning_fd = -1;
     lock(); /* unlisted before closing: the number may be reused at once */

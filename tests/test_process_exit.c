@@ -182,6 +182,56 @@ static int mode_doubled_output(void)
     return 0;
 }
 
+/* Streams other than stdout, and stdin, across start and the child's end:
+ * the start path skips fflush/__fpurge when nothing is pending, so each
+ * case where something is pending must still be handled. */
+static FILE *log_file;
+
+static int t_stdio(const tk_args *a, const tk_kwargs *k)
+{
+    (void)a;
+    (void)k;
+    int c = getchar(); /* /dev/null, the parent's buffered input dropped */
+    fprintf(log_file, "C%d|", c == EOF ? 0 : c); /* flushed at the end */
+    return 0;
+}
+
+static void start_join_stdio(void)
+{
+    tk_process *p = start(t_stdio, NULL, false);
+    tk_process_join(p, TK_FOREVER);
+    tk_process_free(p);
+}
+
+static int mode_stdio_streams(void)
+{
+    char path[] = "/tmp/tk_stdio_XXXXXX", buf[64] = "";
+    int fd = mkstemp(path), pfd[2];
+    if (fd < 0 || pipe(pfd) < 0 || write(pfd[1], "xyz", 3) != 3)
+        return 91;
+    close(fd);
+    close(pfd[1]);
+    dup2(pfd[0], 0);
+    close(pfd[0]);
+    log_file = fopen(path, "a"); /* a regular file: fully buffered */
+    int c = getchar();           /* "yz" stays in stdin's buffer */
+    fprintf(log_file, "P%c|", c);
+    start_join_stdio();
+    ungetc('u', stdin); /* pushed back: must not reach the child either */
+    start_join_stdio();
+    clearerr(stdin);
+    fprintf(log_file, "E|");
+    fclose(log_file);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    buf[n] = 0;
+    if (f)
+        fclose(f);
+    unlink(path);
+    printf("file:%s\n", buf);
+    return 0;
+}
+
 static int mode_tk_exit_in_main(void)
 {
     atexit(say_atexit);
@@ -449,6 +499,13 @@ static void no_doubled_output(void **state)
     assert_non_null(strstr(out, "after\n"));
 }
 
+static void stdio_streams_flushed_once_and_stdin_purged(void **state)
+{
+    (void)state;
+    assert_int_equal(run_mode("stdio", 30, NULL), 0);
+    assert_non_null(strstr(out, "file:Px|C0|C0|E|\n"));
+}
+
 static void tk_exit_in_main_program(void **state)
 {
     (void)state;
@@ -485,6 +542,7 @@ int main(void)
         {"exit-thread", mode_exit_from_thread},
         {"late-start", mode_start_during_shutdown},
         {"doubled", mode_doubled_output},
+        {"stdio", mode_stdio_streams},
         {"tk-exit", mode_tk_exit_in_main},
         {"parent-killed", mode_parent_killed},
         {"many-pidfd", mode_many_pidfd},
@@ -499,6 +557,7 @@ int main(void)
         cmocka_unit_test(exit_from_other_thread),
         cmocka_unit_test(start_refused_during_shutdown),
         cmocka_unit_test(no_doubled_output),
+        cmocka_unit_test(stdio_streams_flushed_once_and_stdin_purged),
         cmocka_unit_test(tk_exit_in_main_program),
         cmocka_unit_test(parent_killed_leaves_no_daemonic_orphan),
         cmocka_unit_test(five_hundred_children_under_1024_fds),
