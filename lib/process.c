@@ -33,9 +33,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#ifdef __GLIBC__
-#include <sys/single_threaded.h>
-#endif
 
 #include "internal.h"
 #include "process_int.h"
@@ -792,32 +789,6 @@ int tk_process_wait_any(tk_process **ps, size_t n, double timeout)
  * from folding it back into a direct call. */
 static void (*volatile exit_now)(int) = _exit;
 
-#ifdef __GLIBC__
-extern FILE *_IO_list_all; /* glibc: every open stream, linked by _chain */
-#endif
-
-/*
- * fflush(NULL) locks every stream, and those locks sit on pages that a fork
- * has just write-protected: a fault each in the child at its end and in the
- * parent before the next fork. It writes only streams with pending output
- * (glibc tests exactly the fields below), which can be seen without locks
- * while the process has one thread; then, with nothing pending, it is
- * skipped.
- */
-static void flush_stdio(void)
-{
-#ifdef __GLIBC__
-    if (__libc_single_threaded) {
-        bool pending = false;
-        for (FILE *f = _IO_list_all; f && !pending; f = f->_chain)
-            pending = f->_mode > 0 || f->_IO_write_ptr > f->_IO_write_base;
-        if (!pending)
-            return;
-    }
-#endif
-    tk__flush_stdio();
-}
-
 /* Leaves the process the way a returning target does. */
 static _Noreturn void end_process(int status)
 {
@@ -827,7 +798,7 @@ static _Noreturn void end_process(int status)
         status = 1;
     }
     tk_shutdown();
-    flush_stdio();
+    tk__flush_stdio();
     exit_now(status & 0xff);
     abort(); /* not reached */
 }
@@ -954,7 +925,7 @@ static int spawn_pidfd(tk_process *p, struct spawned *out)
 {
     static const int no_pipe[2] = {-1, -1};
     pid_t parent = tk__getpid();
-    flush_stdio();
+    tk__flush_stdio();
     bool mask_empty = sigmask_empty();
     pid_t pid = fork();
     if (pid == 0)
@@ -1001,7 +972,7 @@ static int spawn_pipe(tk_process *p, struct spawned *out)
     if (r < 0)
         return tk__os_error(-r, "cannot start process: pipe");
     pid_t parent = tk__getpid();
-    flush_stdio();
+    tk__flush_stdio();
     spawning_fd = fds[1];
     bool mask_empty = sigmask_empty();
     pid_t pid = fork();
