@@ -124,7 +124,7 @@ test-asan:
 test-tsan:
 	TSAN_OPTIONS="die_after_fork=0 $(TSAN_OPTIONS)" TK_TEST_MODE=tsan $(MAKE) BUILD=build/tsan CFLAGS="-O1 -g" EXTRA_CFLAGS="-fsanitize=thread" test
 VALGRIND := valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
-    --error-exitcode=99 --trace-children=yes --child-silent-after-fork=no
+    --error-exitcode=99 --trace-children=yes --child-silent-after-fork=no --max-threads=1000
 test-valgrind:
 	@tools/need cmd valgrind valgrind
 	$(MAKE) BUILD=build/valgrind CFLAGS="-O0 -g" build-tests
