@@ -230,6 +230,53 @@ static void tk_exit_takes_the_same_path(void **state)
     assert_string_equal(out, "buffered before tk_exit"); /* flushed on the way out */
 }
 
+/* The child writes to a stream it opened and never closes: returning from
+ * the target must flush it, as returning from main would. */
+static int t_write_unclosed(const tk_args *a, const tk_kwargs *k)
+{
+    const char *path = NULL;
+    (void)k;
+    tk_args_get_str(a, 0, &path);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return 2;
+    fputs("child line\n", f);
+    return 0; /* f deliberately left open */
+}
+
+static void slurp(const char *path, char *out, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(out, 1, cap - 1, f);
+    out[n] = 0;
+    fclose(f);
+}
+
+/* Any stdio stream, not only stdout: output the parent buffered before the
+ * start is written once (not again by the child), and output the child
+ * left in a stream it never closed reaches its file. */
+static void user_streams_flushed_once(void **state)
+{
+    (void)state;
+    char mine[] = "/tmp/tk_proc_mineXXXXXX", theirs[] = "/tmp/tk_proc_theirsXXXXXX";
+    close(mkstemp(mine));
+    close(mkstemp(theirs));
+    FILE *f = fopen(mine, "w");
+    assert_non_null(f);
+    fputs("parent line\n", f); /* pending in f's buffer at the fork */
+    assert_int_equal(run(t_write_unclosed, tk_args_of("s", theirs)), 0);
+    fputs("parent again\n", f);
+    fclose(f);
+    char out[256];
+    slurp(mine, out, sizeof out);
+    assert_string_equal(out, "parent line\nparent again\n");
+    slurp(theirs, out, sizeof out);
+    assert_string_equal(out, "child line\n");
+    unlink(mine);
+    unlink(theirs);
+}
+
 /* ------------------------------------------------------------ errors */
 
 static int t_nop(const tk_args *a, const tk_kwargs *k)
@@ -943,6 +990,7 @@ int main(void)
         BOTH(exitcode_none_until_ended),
         ONE(negative_return_prints_and_exits_1),
         ONE(tk_exit_takes_the_same_path),
+        BOTH(user_streams_flushed_once),
         BOTH(lifecycle_errors),
         ONE(join_self_and_runtime_handles),
         ONE(argument_errors),
