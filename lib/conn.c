@@ -11,6 +11,15 @@
  * tk_conn_fileno() honest: the descriptor is readable exactly when a
  * message is waiting.
  *
+ * Waiting: a receive that may block calls a blocking recv straight away,
+ * on a socket whose SO_RCVTIMEO is CONN_TICK. A message that arrives within
+ * the tick costs one system call and a direct wake-up (polling first, the
+ * socket plus the stop descriptor, made a ping-pong round trip a third
+ * slower). A recv the tick ends, or a signal interrupts, looks at the
+ * thread's stop request and the deadline, then waits in poll as any other
+ * cancellation point: a stop takes effect within the tick, and an idle
+ * receiver does not wake periodically.
+ *
  * Framing: a message is its tk_args encoding preceded by a 4-byte
  * little-endian length. It travels as records of at most CONN_RECORD bytes:
  * the first carries the length and the start of the encoding, the rest
@@ -29,6 +38,8 @@
 #include "taskkit/queue.h"
 
 #define CONN_RECORD ((size_t)32768)
+/* How long a receive blocks in recv before it turns to poll (see above). */
+#define CONN_TICK_US 5000
 /* Larger messages are refused: a corrupt or hostile length must not make
  * the receiver allocate without bound. */
 #define CONN_MAX_MESSAGE ((size_t)1 << 30)
@@ -39,7 +50,6 @@ struct tk_conn {
     pthread_mutex_t send_lock; /* a message's records must not interleave */
     pthread_mutex_t recv_lock; /* ... nor be split between two receivers */
     unsigned char *rbuf;       /* CONN_RECORD bytes, made on the first recv */
-    bool rwait;                /* the last recv had to wait: poll first next time */
 };
 
 /* Messages up to this size are encoded on the stack: no allocation per
@@ -88,6 +98,15 @@ TK_API int tk_pipe_new(tk_conn **a, tk_conn **b, bool duplex)
         /* Python's Pipe(False): the first end receives, the second sends. */
         shutdown(sv[0], SHUT_WR);
         shutdown(sv[1], SHUT_RD);
+    }
+    struct timeval tick = {.tv_sec = 0, .tv_usec = CONN_TICK_US};
+    for (int i = 0; i < (duplex ? 2 : 1); i++) {
+        if (setsockopt(sv[i], SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof tick) < 0) {
+            int err = errno;
+            close(sv[0]);
+            close(sv[1]);
+            return tk__os_error(err, "cannot create a pipe (SO_RCVTIMEO)");
+        }
     }
     tk_conn *ca = conn_new(sv[0], true, duplex);
     tk_conn *cb = ca ? conn_new(sv[1], duplex, true) : NULL;
@@ -191,12 +210,18 @@ static int wait_readable(tk_conn *c, const tk__deadline *d, const char *what)
     return r < 0 ? r : 1;
 }
 
-/* Reads one record of at most `cap` bytes; `exact` demands that size.
- * Returns its length, 0 at end of file, or a negative error. */
-static ssize_t recv_record(tk_conn *c, void *buf, size_t cap, bool block)
+enum recv_mode {
+    RECV_NOWAIT, /* TK_EAGAIN at once when no record is waiting */
+    RECV_TICK,   /* TK_EAGAIN after CONN_TICK_US without one, or on a signal */
+    RECV_BLOCK,  /* until a record or end of file */
+};
+
+/* Reads one record of at most `cap` bytes. Returns its length, 0 at end of
+ * file, or a negative error. */
+static ssize_t recv_record(tk_conn *c, void *buf, size_t cap, enum recv_mode mode)
 {
     for (;;) {
-        ssize_t n = recv(c->fd, buf, cap, MSG_TRUNC | (block ? 0 : MSG_DONTWAIT));
+        ssize_t n = recv(c->fd, buf, cap, MSG_TRUNC | (mode == RECV_NOWAIT ? MSG_DONTWAIT : 0));
         if (n >= 0) {
             if ((size_t)n > cap)
                 return tk__error(TK_EDECODE, "malformed message on the connection: "
@@ -204,9 +229,10 @@ static ssize_t recv_record(tk_conn *c, void *buf, size_t cap, bool block)
             return n;
         }
         int err = errno;
-        if (err == EINTR)
+        bool again = err == EAGAIN || err == EWOULDBLOCK;
+        if (mode == RECV_BLOCK && (again || err == EINTR))
             continue;
-        if (err == EAGAIN || err == EWOULDBLOCK)
+        if (again || err == EINTR)
             return TK_EAGAIN; /* no record yet: the caller waits */
         if (err == ECONNRESET)
             return 0;
@@ -224,7 +250,7 @@ static int recv_rest(tk_conn *c, unsigned char *dst, size_t have, size_t total)
 {
     while (have < total) {
         size_t want = total - have < CONN_RECORD ? total - have : CONN_RECORD;
-        ssize_t n = recv_record(c, dst ? dst + have : c->rbuf, want, true);
+        ssize_t n = recv_record(c, dst ? dst + have : c->rbuf, want, RECV_BLOCK);
         if (n < 0)
             return (int)n;
         if (n == 0)
@@ -237,25 +263,34 @@ static int recv_rest(tk_conn *c, unsigned char *dst, size_t have, size_t total)
     return 0;
 }
 
+/* How the first recv of a receive may wait: blocking for a tick only when
+ * no stop is pending and the deadline is at least a tick away (a tick must
+ * not make a shorter timeout late). */
+static enum recv_mode first_mode(const tk__deadline *d)
+{
+    if (d->kind == TK__DL_POLL || tk__stop_pending())
+        return RECV_NOWAIT;
+    if (d->kind == TK__DL_AT) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double left = (double)(d->at.tv_sec - now.tv_sec) +
+                      (double)(d->at.tv_nsec - now.tv_nsec) * 1e-9;
+        if (left < CONN_TICK_US * 1e-6)
+            return RECV_NOWAIT;
+    }
+    return RECV_TICK;
+}
+
 /* Receives one whole message's encoding into c->rbuf (small) or *heap. */
 static int recv_frame(tk_conn *c, const tk__deadline *d, const unsigned char **enc,
                       size_t *len, unsigned char **heap)
 {
-    ssize_t n = TK_EAGAIN;
-    /* A receiver that had to wait last time (ping-pong) most likely waits
-     * again: it polls first and saves a failing recv; one that found a
-     * message waiting (a backlog) tries the recv first and saves a poll. */
-    if (c->rwait && d->kind != TK__DL_POLL) {
+    ssize_t n = recv_record(c, c->rbuf, CONN_RECORD, first_mode(d));
+    while (n == TK_EAGAIN) {
         int r = wait_readable(c, d, "recv");
         if (r < 0)
             return r;
-    }
-    c->rwait = false;
-    while ((n = recv_record(c, c->rbuf, CONN_RECORD, false)) == TK_EAGAIN) {
-        c->rwait = true;
-        int r = wait_readable(c, d, "recv");
-        if (r < 0)
-            return r;
+        n = recv_record(c, c->rbuf, CONN_RECORD, RECV_NOWAIT);
     }
     if (n < 0)
         return (int)n;

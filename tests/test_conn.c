@@ -240,6 +240,65 @@ static void stop_interrupts_recv(void **state)
     tk_conn_close(b);
 }
 
+/* A receive blocks in recv for its first few milliseconds (lib/conn.c):
+ * a stop that comes then must still end it promptly, and a message that
+ * comes after that phase must still be received. */
+static void stop_interrupts_recv_early(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 20; i++) {
+        tk_conn *a, *b;
+        assert_int_equal(tk_pipe_new(&a, &b, true), 0);
+        struct stopper s = {.c = a};
+        tk__stop_init(&s.stop);
+        pthread_t t;
+        double t0 = tt_now();
+        pthread_create(&t, NULL, recv_thread, &s);
+        usleep((useconds_t)(i % 4) * 1000); /* 0-3 ms: inside the first tick */
+        tk__stop_request(&s.stop);
+        pthread_join(t, NULL);
+        assert_int_equal(s.rc, TK_ECANCELED);
+        assert_true(tt_now() - t0 < 5.0); /* not the 30 s timeout */
+        tk__stop_destroy(&s.stop);
+        tk_conn_close(a);
+        tk_conn_close(b);
+    }
+}
+
+static void *late_sender(void *arg)
+{
+    usleep(60000); /* well past the blocking phase */
+    tk_args *m = tk_args_of("i", 42);
+    tk_conn_send(arg, m);
+    tk_args_free(m);
+    return NULL;
+}
+
+static void recv_outlasting_the_first_tick(void **state)
+{
+    (void)state;
+    tk_conn *a, *b;
+    assert_int_equal(tk_pipe_new(&a, &b, false), 0);
+    pthread_t t;
+    pthread_create(&t, NULL, late_sender, b);
+    tk_args *m = NULL;
+    assert_int_equal(tk_conn_recv(a, &m, TK_FOREVER), 0);
+    int64_t v = 0;
+    assert_int_equal(tk_args_get_int(m, 0, &v), 0);
+    assert_int_equal(v, 42);
+    tk_args_free(m);
+    pthread_join(t, NULL);
+    /* Short timeouts (below the tick) still time out, without a message. */
+    double t0 = tt_now();
+    assert_int_equal(tk_conn_recv(a, &m, 0.002), TK_ETIMEDOUT);
+    assert_null(m);
+    assert_true(tt_now() - t0 < 2.0);
+    assert_int_equal(tk_conn_recv(a, &m, 0.03), TK_ETIMEDOUT);
+    assert_true(tt_now() - t0 >= 0.03);
+    tk_conn_close(a);
+    tk_conn_close(b);
+}
+
 static void ping_pong_between_processes(void **state)
 {
     (void)state;
@@ -291,6 +350,8 @@ int main(void)
         cmocka_unit_test(recv_out_of_memory_keeps_step),
         cmocka_unit_test(pointers_refused),
         cmocka_unit_test(stop_interrupts_recv),
+        cmocka_unit_test(stop_interrupts_recv_early),
+        cmocka_unit_test(recv_outlasting_the_first_tick),
         cmocka_unit_test(ping_pong_between_processes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

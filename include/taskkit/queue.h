@@ -212,7 +212,8 @@ TK_API int tk_conn_send(tk_conn *c, const tk_args *msg);
  *
  * Errors: `TK_EINVAL`, `TK_ETIMEDOUT` (no message by the timeout),
  * `TK_ECLOSED` (end of file: the peer closed its end or died), `TK_EPERM` ("connection is write-only"), `TK_ECANCELED`,
- * `TK_EDECODE` (a malformed message), `TK_ENOMEM`.
+ * `TK_EDECODE` (a malformed message), `TK_ENOMEM`. A cancellation point:
+ * a stop ends the wait within 5 ms.
  * Thread-safety: safe from any thread; concurrent receivers in one process
  * each get whole messages (across processes sharing one end, messages
  * below 32 KiB are still delivered whole to one of them).
