@@ -268,7 +268,12 @@ void tk__future_run(tk_future *f, tk_args **scratch)
         tk_args *res;
         char *err;
         int st = run_one(f->fn, f->args, f->kwargs, scratch, &res, &err);
-        tk__future_drop_inputs(f);
+        /* The bags stay with the future until its last reference goes
+         * (usually the submitter's tk_future_free): freeing them here, in
+         * the worker, would free memory the submitting thread allocated,
+         * and glibc then takes that thread's arena lock for every bag,
+         * against the submitter's own malloc calls. The contention cost
+         * more than the tasks themselves. */
         tk__future_finish(f, st, res, err);
         return;
     }

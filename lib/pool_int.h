@@ -66,7 +66,8 @@ void tk__future_finish(tk_future *f, int status, tk_args *result, char *error);
 bool tk__future_cancel_pending(tk_future *f);
 /* Waits for DONE; `flags` as for tk__futex_wait (TK__WAIT_CANCEL or 0). */
 int tk__future_wait(tk_future *f, unsigned flags, const tk__deadline *d);
-/* Frees the task's inputs once run (or never to be run). */
+/* Frees the task's inputs: a chunk's once run, a call's when the future
+ * goes (or either when cancelled). */
 void tk__future_drop_inputs(tk_future *f);
 
 /* Shared, never-modified empty bags (NULL only when out of memory). */
