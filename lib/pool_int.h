@@ -8,6 +8,7 @@
 #define TK_POOL_INT_H
 
 #include <pthread.h>
+#include <stdalign.h>
 
 #include "internal.h"
 #include "taskkit/pool.h"
@@ -31,6 +32,11 @@ struct tk__fx {
     size_t enc_len;
 };
 
+/* A link in a thread pool's queue (see pool.c). */
+struct tk__qnode {
+    struct tk__qnode *_Atomic next;
+};
+
 struct tk_future {
     atomic_int refs;           /* the caller's and the pool's */
     atomic_int state;          /* TK__F_* */
@@ -51,7 +57,10 @@ struct tk_future {
     tk_kwargs *kwargs;
     size_t nitems;
     struct tk__fx *x;          /* NULL for a thread pool's submitted call */
-    tk_future *next;           /* the pool's queue */
+    union {
+        tk_future *next;       /* a process pool's queue; shutdown's list */
+        struct tk__qnode qn;   /* a thread pool's queue */
+    };
 };
 
 /* A new future with refs 2 (caller + pool), state PENDING, with an
@@ -101,22 +110,21 @@ struct tk__tworker {
 
 struct tk__pp; /* process pool state (procpool.c) */
 
+#define TK__CACHE_LINE 64
+
 struct tk_pool {
+    void *mem;              /* the allocation (the pool is aligned in it) */
     tk_pool_kind kind;
     int nworkers;
     int id;
     pid_t owner;
     atomic_int refs;        /* the user's and the end-of-program snapshot's */
-    pthread_mutex_t lock;
     pthread_mutex_t join_lock;
-    tk_future *head, *tail; /* submitted, not started */
-    size_t queued;
-    /* Mirrors of `queued` and `shutdown`, written under the lock, read
-     * without it by workers spinning before they park. */
-    atomic_size_t queued_hint;
+    tk_future *head, *tail; /* process pools: submitted, not started */
+    size_t queued;          /* process pools */
+    /* Mirror of `shutdown` (written under the lock), read without it. */
     atomic_bool stopping;
-    atomic_int spinning;        /* thread pools: workers spinning for work */
-    struct tk__tworker *parked; /* thread pools: parked workers (a stack) */
+    atomic_bool cancel_all; /* thread pools: shutdown cancels what has not started */
     bool shutdown;          /* refuse new work; workers leave when drained */
     bool joined;
     tk_target init;
@@ -124,6 +132,21 @@ struct tk_pool {
     struct tk__tworker *tw;
     struct tk__pp *pp;
     tk_pool *next_live;     /* the registry (pool.c) */
+
+    /* Thread pools keep what submitters write, what workers write and what
+     * both write on separate cache lines (pool.c explains the queue). */
+    alignas(TK__CACHE_LINE) struct tk__qnode *_Atomic qtail; /* submitters */
+    atomic_int submitting;  /* submitters between their shutdown check and push */
+
+    alignas(TK__CACHE_LINE) pthread_mutex_t lock; /* workers (and process pools) */
+    struct tk__qnode *_Atomic qhead;
+    struct tk__tworker *parked; /* thread pools: parked workers (a stack) */
+
+    alignas(TK__CACHE_LINE) atomic_int spinning; /* thread pools: workers spinning */
+    atomic_int nparked;     /* thread pools: how many are on `parked` */
+
+    alignas(TK__CACHE_LINE) struct tk__qnode stub; /* the queue's placeholder */
+    char pad_[TK__CACHE_LINE - sizeof(struct tk__qnode)];
 };
 
 /* The pool whose worker (or result thread) is the calling thread. */
