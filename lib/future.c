@@ -80,15 +80,20 @@ tk_future *tk__future_new(tk_task fn, tk_args *args, tk_kwargs *kwargs, bool ext
         tk_kwargs_free(kwargs);
         return NULL;
     }
+    tk__future_init(f, fn, args, kwargs);
+    if (ext)
+        f->x = (struct tk__fx *)(f + 1);
+    return f;
+}
+
+void tk__future_init(tk_future *f, tk_task fn, tk_args *args, tk_kwargs *kwargs)
+{
     atomic_init(&f->refs, 2);
     atomic_init(&f->state, TK__F_PENDING);
     atomic_flag_clear(&f->cb_lock);
     f->fn = fn;
     f->args = args;
     f->kwargs = kwargs;
-    if (ext)
-        f->x = (struct tk__fx *)(f + 1);
-    return f;
 }
 
 void tk__future_drop_inputs(tk_future *f)
@@ -118,7 +123,10 @@ void tk__future_unref(tk_future *f)
         n = c->next;
         tk__free(c);
     }
-    tk__free(f);
+    if (f->home)
+        tk__pool_recycle(f->home, f);
+    else
+        tk__free(f);
 }
 
 static void run_callbacks(tk_future *f, struct tk__cb *c)

@@ -36,6 +36,13 @@
 #include "taskkit/process.h"
 
 #define POOL_MAX_WORKERS 1024
+/* Released futures a thread pool keeps for reuse: up to 8 MiB. Besides
+ * the allocator calls, keeping them spares the heap a cycle seen with
+ * bursts of tiny tasks: once the futures of a burst are freed, glibc
+ * coalesces them with the freed argument bags between them, trims the
+ * heap top, and the next burst page-faults it all in again (more than
+ * half of the per-task time in bench/pool.c). */
+#define POOL_FUTURE_CACHE 65536
 
 __thread tk_pool *tk__current_pool;
 
@@ -214,6 +221,12 @@ static void pool_unref(tk_pool *p)
         if (p->owner == tk__getpid())
             tk__stop_destroy(&p->tw[i].stop);
     }
+    for (tk_future *f = p->fc_head, *n; f; f = n) {
+        n = f->next;
+        tk__free(f);
+    }
+    if (p->owner == tk__getpid())
+        pthread_mutex_destroy(&p->fc_lock);
     tk__free(p->tw);
     tk_args_free(p->initargs);
     tk__free(p->mem);
@@ -433,6 +446,7 @@ static tk_pool *pool_alloc(tk_pool_kind kind, int workers, tk_target init, tk_ar
     pthread_mutex_init(&p->lock, &ma);
     pthread_mutexattr_destroy(&ma);
     pthread_mutex_init(&p->join_lock, NULL);
+    pthread_mutex_init(&p->fc_lock, NULL);
     if (kind == TK_POOL_THREADS) {
         p->id = atomic_fetch_add(&thread_pool_ids, 1) + 1;
         p->tw = tk__calloc((size_t)workers, sizeof *p->tw);
@@ -556,6 +570,48 @@ static int enqueue(tk_pool *p, tk_future *f)
     return 0;
 }
 
+/* Thread pools: a future from the pool's cache, or a new one. It holds a
+ * pool reference until released (tk__pool_recycle). */
+static tk_future *tfuture_new(tk_pool *p, tk_task fn, tk_args *args, tk_kwargs *kwargs)
+{
+    pthread_mutex_lock(&p->fc_lock);
+    tk_future *f = p->fc_head;
+    if (f) {
+        p->fc_head = f->next;
+        p->fc_n--;
+    }
+    pthread_mutex_unlock(&p->fc_lock);
+    if (f) {
+        memset(f, 0, sizeof *f);
+        tk__future_init(f, fn, args, kwargs);
+    } else if (!(f = tk__future_new(fn, args, kwargs, false))) {
+        return NULL;
+    }
+    f->home = p;
+    atomic_fetch_add(&p->refs, 1);
+    return f;
+}
+
+void tk__pool_recycle(tk_pool *p, tk_future *f)
+{
+    bool kept = false;
+    /* Not in a forked child (the lock may be held by a thread that did
+     * not follow), nor once the pool is shut down (no more submits). */
+    if (p->owner == tk__getpid() && !atomic_load(&p->stopping)) {
+        pthread_mutex_lock(&p->fc_lock);
+        if (p->fc_n < POOL_FUTURE_CACHE) {
+            f->next = p->fc_head;
+            p->fc_head = f;
+            p->fc_n++;
+            kept = true;
+        }
+        pthread_mutex_unlock(&p->fc_lock);
+    }
+    if (!kept)
+        tk__free(f);
+    pool_unref(p);
+}
+
 /* Prepares and queues a future; on failure both references are gone. */
 static int submit_future(tk_pool *p, tk_future *f)
 {
@@ -583,7 +639,8 @@ TK_API tk_future *tk_pool_submit(tk_pool *p, tk_task fn, tk_args *args, tk_kwarg
         tk_kwargs_free(kwargs);
         return NULL;
     }
-    tk_future *f = tk__future_new(fn, args, kwargs, p->kind == TK_POOL_PROCESSES);
+    tk_future *f = p->kind == TK_POOL_THREADS ? tfuture_new(p, fn, args, kwargs)
+                                              : tk__future_new(fn, args, kwargs, true);
     if (!f)
         return NULL;
     return submit_future(p, f) < 0 ? NULL : f;

@@ -57,6 +57,7 @@ struct tk_future {
     tk_kwargs *kwargs;
     size_t nitems;
     struct tk__fx *x;          /* NULL for a thread pool's submitted call */
+    tk_pool *home;             /* thread pools: the pool whose cache takes it back (a ref) */
     union {
         tk_future *next;       /* a process pool's queue; shutdown's list */
         struct tk__qnode qn;   /* a thread pool's queue */
@@ -66,6 +67,11 @@ struct tk_future {
 /* A new future with refs 2 (caller + pool), state PENDING, with an
  * extension (x) when `ext`. Takes args and kwargs (frees them on failure). */
 tk_future *tk__future_new(tk_task fn, tk_args *args, tk_kwargs *kwargs, bool ext);
+/* Makes f (zeroed, no extension) a new future as tk__future_new does. */
+void tk__future_init(tk_future *f, tk_task fn, tk_args *args, tk_kwargs *kwargs);
+/* Thread pools: takes back the memory of a released future of p (its
+ * `home`) and drops the future's pool reference. */
+void tk__pool_recycle(tk_pool *p, tk_future *f);
 /* Drops one reference. */
 void tk__future_unref(tk_future *f);
 /* Marks a RUNNING future done with status/result/error (taken) and runs
@@ -118,7 +124,6 @@ struct tk_pool {
     int nworkers;
     int id;
     pid_t owner;
-    atomic_int refs;        /* the user's and the end-of-program snapshot's */
     pthread_mutex_t join_lock;
     tk_future *head, *tail; /* process pools: submitted, not started */
     size_t queued;          /* process pools */
@@ -144,6 +149,14 @@ struct tk_pool {
 
     alignas(TK__CACHE_LINE) atomic_int spinning; /* thread pools: workers spinning */
     atomic_int nparked;     /* thread pools: how many are on `parked` */
+
+    /* Thread pools: released futures kept for reuse (see pool.c). */
+    alignas(TK__CACHE_LINE) pthread_mutex_t fc_lock;
+    /* The user's, the end-of-program snapshot's, and one per live future
+     * of a thread pool (so its cache outlives the futures). */
+    atomic_int refs;
+    tk_future *fc_head;     /* linked through `next` */
+    size_t fc_n;
 
     alignas(TK__CACHE_LINE) struct tk__qnode stub; /* the queue's placeholder */
     char pad_[TK__CACHE_LINE - sizeof(struct tk__qnode)];
