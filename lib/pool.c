@@ -426,7 +426,8 @@ static tk_pool *pool_alloc(tk_pool_kind kind, int workers, tk_target init, tk_ar
         tk_args_free(initargs);
         return NULL;
     }
-    tk_pool *p = (tk_pool *)(((uintptr_t)mem + TK__CACHE_LINE - 1) & ~(uintptr_t)(TK__CACHE_LINE - 1));
+    size_t skip = (TK__CACHE_LINE - (uintptr_t)mem % TK__CACHE_LINE) % TK__CACHE_LINE;
+    tk_pool *p = (tk_pool *)((char *)mem + skip);
     p->mem = mem;
     atomic_init(&p->qhead, &p->stub);
     atomic_init(&p->qtail, &p->stub);
