@@ -80,15 +80,20 @@ tk_future *tk__future_new(tk_task fn, tk_args *args, tk_kwargs *kwargs, bool ext
         tk_kwargs_free(kwargs);
         return NULL;
     }
+    tk__future_init(f, fn, args, kwargs);
+    if (ext)
+        f->x = (struct tk__fx *)(f + 1);
+    return f;
+}
+
+void tk__future_init(tk_future *f, tk_task fn, tk_args *args, tk_kwargs *kwargs)
+{
     atomic_init(&f->refs, 2);
     atomic_init(&f->state, TK__F_PENDING);
     atomic_flag_clear(&f->cb_lock);
     f->fn = fn;
     f->args = args;
     f->kwargs = kwargs;
-    if (ext)
-        f->x = (struct tk__fx *)(f + 1);
-    return f;
 }
 
 void tk__future_drop_inputs(tk_future *f)
@@ -118,7 +123,10 @@ void tk__future_unref(tk_future *f)
         n = c->next;
         tk__free(c);
     }
-    tk__free(f);
+    if (f->home)
+        tk__pool_recycle(f->home, f);
+    else
+        tk__free(f);
 }
 
 static void run_callbacks(tk_future *f, struct tk__cb *c)
@@ -268,7 +276,12 @@ void tk__future_run(tk_future *f, tk_args **scratch)
         tk_args *res;
         char *err;
         int st = run_one(f->fn, f->args, f->kwargs, scratch, &res, &err);
-        tk__future_drop_inputs(f);
+        /* The bags stay with the future until its last reference goes
+         * (usually the submitter's tk_future_free): freeing them here, in
+         * the worker, would free memory the submitting thread allocated,
+         * and glibc then takes that thread's arena lock for every bag,
+         * against the submitter's own malloc calls. The contention cost
+         * more than the tasks themselves. */
         tk__future_finish(f, st, res, err);
         return;
     }

@@ -2,11 +2,12 @@
  * pool.c - tk_pool: the registry of live pools (end-of-program procedure,
  * fork), submission, shutdown, map, and the thread pool's workers.
  *
- * A thread pool is a FIFO of futures under one (adaptive) mutex and N
- * worker threads. The hot path makes no system call while the workers are
- * busy: a worker that runs out of work first spins for a few microseconds
- * watching `queued_hint` (one worker at a time), and only then parks
- * (pushes itself on the parked stack and sleeps on its own futex word). A
+ * A thread pool is a FIFO of futures (a queue submitters push to without
+ * any lock; workers pop under the pool's adaptive mutex) and N worker
+ * threads. The hot path makes no system call while the workers are busy:
+ * a worker that runs out of work first spins for a few microseconds
+ * watching the queue (one worker at a time), and only then parks (pushes
+ * itself on the parked stack and sleeps on its own futex word). A
  * submitter wakes a worker only when none spins and one is parked, and
  * takes it off the stack under the lock, so a burst of submits wakes each
  * sleeper once rather than once per task; a worker that takes a task while
@@ -21,7 +22,10 @@
  * next task. So a stop never leaks into another task.
  */
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +36,13 @@
 #include "taskkit/process.h"
 
 #define POOL_MAX_WORKERS 1024
+/* Released futures a thread pool keeps for reuse: up to 8 MiB. Besides
+ * the allocator calls, keeping them spares the heap a cycle seen with
+ * bursts of tiny tasks: once the futures of a burst are freed, glibc
+ * coalesces them with the freed argument bags between them, trims the
+ * heap top, and the next burst page-faults it all in again (more than
+ * half of the per-task time in bench/pool.c). */
+#define POOL_FUTURE_CACHE 65536
 
 __thread tk_pool *tk__current_pool;
 
@@ -95,9 +106,76 @@ tk_future *tk__pool_pop(tk_pool *p)
             p->tail = NULL;
         f->next = NULL;
         p->queued--;
-        atomic_store_explicit(&p->queued_hint, p->queued, memory_order_relaxed);
     }
     return f;
+}
+
+/* ----------------------------------------------------- thread pool queue
+ *
+ * An intrusive multi-producer queue of futures with a placeholder node
+ * (the stub), in the manner of D. Vyukov's MPSC queue: a submitter pushes
+ * with one atomic exchange of qtail and a store linking the previous node,
+ * without the pool lock, so it never waits for a worker that holds it;
+ * workers pop under the pool lock (one consumer at a time). The queue is
+ * empty when qhead is the stub and nothing follows it. All operations are
+ * sequentially consistent: the parking protocol (wait_for_work, enqueue)
+ * relies on it.
+ */
+
+static tk_future *future_of(struct tk__qnode *n)
+{
+    return (tk_future *)((char *)n - offsetof(tk_future, qn));
+}
+
+static void qpush(tk_pool *p, struct tk__qnode *n)
+{
+    atomic_store_explicit(&n->next, NULL, memory_order_relaxed);
+    struct tk__qnode *prev = atomic_exchange(&p->qtail, n);
+    atomic_store(&prev->next, n);
+}
+
+/* True when no future is queued (a push still linking counts as queued
+ * once linked; its submitter then wakes a parked worker). Safe without the
+ * lock: it reads no node but the stub. */
+static bool queue_empty(tk_pool *p)
+{
+    return atomic_load(&p->qhead) == &p->stub && atomic_load(&p->stub.next) == NULL;
+}
+
+/* The node after h, which a push in progress is about to link: its
+ * submitter was preempted between its two steps at worst. */
+static struct tk__qnode *wait_link(struct tk__qnode *h)
+{
+    struct tk__qnode *next;
+    for (int i = 0; (next = atomic_load(&h->next)) == NULL; i++) {
+        if (i < 64)
+            tk__cpu_relax();
+        else
+            sched_yield();
+    }
+    return next;
+}
+
+/* Pool lock held: the oldest queued future, or NULL when empty. */
+static tk_future *tpop(tk_pool *p)
+{
+    struct tk__qnode *h = atomic_load(&p->qhead);
+    struct tk__qnode *next = atomic_load(&h->next);
+    if (h == &p->stub) {
+        if (!next)
+            return NULL;
+        h = next;
+        next = atomic_load(&h->next);
+    }
+    if (!next) {
+        /* h is the last one: the stub goes behind it, so that h can leave
+         * (unless a push is already in progress behind h). */
+        if (h == atomic_load(&p->qtail))
+            qpush(p, &p->stub);
+        next = wait_link(h);
+    }
+    atomic_store(&p->qhead, next);
+    return future_of(h);
 }
 
 /* Pool lock held: wakes one parked worker, if any. The futex call happens
@@ -108,6 +186,7 @@ static struct tk__tworker *unpark_one(tk_pool *p)
     if (w) {
         p->parked = w->next_parked;
         w->parked = false;
+        atomic_fetch_sub(&p->nparked, 1);
         atomic_fetch_add(&w->wake_seq, 1);
     }
     return w;
@@ -142,9 +221,15 @@ static void pool_unref(tk_pool *p)
         if (p->owner == tk__getpid())
             tk__stop_destroy(&p->tw[i].stop);
     }
+    for (tk_future *f = p->fc_head, *n; f; f = n) {
+        n = f->next;
+        tk__free(f);
+    }
+    if (p->owner == tk__getpid())
+        pthread_mutex_destroy(&p->fc_lock);
     tk__free(p->tw);
     tk_args_free(p->initargs);
-    tk__free(p);
+    tk__free(p->mem);
 }
 
 /* ------------------------------------------------------- thread workers */
@@ -176,8 +261,29 @@ static void reset_task_stop(struct tk__tworker *w)
 static bool work_seen(void *arg)
 {
     tk_pool *p = arg;
-    return atomic_load_explicit(&p->queued_hint, memory_order_relaxed) > 0 ||
-           atomic_load_explicit(&p->stopping, memory_order_relaxed);
+    return !queue_empty(p) || atomic_load_explicit(&p->stopping, memory_order_relaxed);
+}
+
+/* Shut down, and no future is queued or still being pushed. The order of
+ * the reads matters: a submitter that passed its shutdown check counts in
+ * `submitting` until its future is linked. */
+static bool drained(tk_pool *p)
+{
+    return atomic_load(&p->stopping) && atomic_load(&p->submitting) == 0 && queue_empty(p);
+}
+
+/* Pool lock held: takes w off the parked stack if it is still there. */
+static void unpark_self(tk_pool *p, struct tk__tworker *w)
+{
+    if (!w->parked)
+        return;
+    for (struct tk__tworker **pp = &p->parked; *pp; pp = &(*pp)->next_parked)
+        if (*pp == w) {
+            *pp = w->next_parked;
+            break;
+        }
+    w->parked = false;
+    atomic_fetch_sub(&p->nparked, 1);
 }
 
 /* Spins briefly (without the lock) until work or shutdown shows up. Only
@@ -200,29 +306,35 @@ static void wait_for_work(tk_pool *p, struct tk__tworker *w)
 {
     long long ended = -1;
     tk__pool_unlock(p);
+    if (atomic_load(&p->stopping)) {
+        /* Not drained: a submitter is between its shutdown check and
+         * its push (or its refusal). It is about to finish. */
+        sched_yield();
+        tk__pool_lock(p);
+        return;
+    }
     bool seen = spin_for_work(p, w, &ended);
     tk__pool_lock(p);
-    if (seen || p->head || p->shutdown)
+    if (seen || !queue_empty(p) || atomic_load(&p->stopping))
         return;
     uint32_t s = atomic_load(&w->wake_seq);
     w->parked = true;
     w->next_parked = p->parked;
     p->parked = w;
+    atomic_fetch_add(&p->nparked, 1);
+    /* A submitter links its future, then looks for parked workers: if it
+     * looked before we counted ourselves, we see its future now. */
+    if (!queue_empty(p) || atomic_load(&p->stopping)) {
+        unpark_self(p, w);
+        return;
+    }
     tk__pool_unlock(p);
     tk__deadline forever = {.kind = TK__DL_FOREVER};
     tk__futex_wait(&w->wake_seq, s, 0, &forever);
     if (ended >= 0)
         tk__spin_learn(&w->spin, ended);
     tk__pool_lock(p);
-    if (w->parked) {
-        /* A spurious wake-up: take ourselves off the stack. */
-        for (struct tk__tworker **pp = &p->parked; *pp; pp = &(*pp)->next_parked)
-            if (*pp == w) {
-                *pp = w->next_parked;
-                break;
-            }
-        w->parked = false;
-    }
+    unpark_self(p, w); /* after a spurious wake-up */
 }
 
 static void *thread_worker(void *arg)
@@ -237,11 +349,20 @@ static void *thread_worker(void *arg)
     run_initializer(p, name);
     tk__pool_lock(p);
     for (;;) {
-        tk_future *f = tk__pool_pop(p);
+        tk_future *f = tpop(p);
         if (!f) {
-            if (p->shutdown)
-                break; /* shut down and drained */
+            if (drained(p))
+                break;
             wait_for_work(p, w);
+            continue;
+        }
+        if (atomic_load(&p->cancel_all)) {
+            /* Queued by a submit that raced with shutdown(cancel_futures).
+             * Cancelling runs callbacks: not under the lock. */
+            tk__pool_unlock(p);
+            tk__future_cancel_pending(f);
+            tk__future_unref(f);
+            tk__pool_lock(p);
             continue;
         }
         int st = TK__F_PENDING;
@@ -251,7 +372,7 @@ static void *thread_worker(void *arg)
         }
         w->current = f;
         /* More work than this worker: hand it to a parked one. */
-        struct tk__tworker *other = p->head ? unpark_one(p) : NULL;
+        struct tk__tworker *other = !queue_empty(p) ? unpark_one(p) : NULL;
         tk__pool_unlock(p);
         wake_parked(other);
         tk__future_run(f, &w->scratch);
@@ -299,11 +420,17 @@ static int start_thread_workers(tk_pool *p)
 
 static tk_pool *pool_alloc(tk_pool_kind kind, int workers, tk_target init, tk_args *initargs)
 {
-    tk_pool *p = tk__calloc(1, sizeof *p);
-    if (!p) {
+    /* Aligned, so that the hot fields' cache lines are the pool's own. */
+    void *mem = tk__calloc(1, sizeof(tk_pool) + TK__CACHE_LINE);
+    if (!mem) {
         tk_args_free(initargs);
         return NULL;
     }
+    size_t skip = (TK__CACHE_LINE - (uintptr_t)mem % TK__CACHE_LINE) % TK__CACHE_LINE;
+    tk_pool *p = (tk_pool *)((char *)mem + skip);
+    p->mem = mem;
+    atomic_init(&p->qhead, &p->stub);
+    atomic_init(&p->qtail, &p->stub);
     p->kind = kind;
     p->nworkers = workers;
     p->owner = tk__getpid();
@@ -320,6 +447,7 @@ static tk_pool *pool_alloc(tk_pool_kind kind, int workers, tk_target init, tk_ar
     pthread_mutex_init(&p->lock, &ma);
     pthread_mutexattr_destroy(&ma);
     pthread_mutex_init(&p->join_lock, NULL);
+    pthread_mutex_init(&p->fc_lock, NULL);
     if (kind == TK_POOL_THREADS) {
         p->id = atomic_fetch_add(&thread_pool_ids, 1) + 1;
         p->tw = tk__calloc((size_t)workers, sizeof *p->tw);
@@ -397,10 +525,34 @@ static int check_usable(tk_pool *p)
     return 0;
 }
 
+/* Thread pools: queues f without the pool lock, and wakes a parked worker
+ * when no worker spins (a spinning one takes it without a wake-up). */
+static int tenqueue(tk_pool *p, tk_future *f)
+{
+    atomic_fetch_add(&p->submitting, 1);
+    if (atomic_load(&p->stopping)) {
+        atomic_fetch_sub(&p->submitting, 1);
+        tk__future_unref(f);
+        return tk__error(TK_ESTATE, "cannot schedule new futures after shutdown");
+    }
+    f->pool = p;
+    qpush(p, &f->qn);
+    atomic_fetch_sub(&p->submitting, 1);
+    if (atomic_load(&p->spinning) == 0 && atomic_load(&p->nparked) > 0) {
+        tk__pool_lock(p);
+        struct tk__tworker *w = unpark_one(p);
+        tk__pool_unlock(p);
+        wake_parked(w);
+    }
+    return 0;
+}
+
 /* Queues f (which holds the pool's ref) and wakes a worker. Takes f's
  * pool reference on failure. */
 static int enqueue(tk_pool *p, tk_future *f)
 {
+    if (p->kind == TK_POOL_THREADS)
+        return tenqueue(p, f);
     tk__pool_lock(p);
     if (p->shutdown) {
         tk__pool_unlock(p);
@@ -414,15 +566,51 @@ static int enqueue(tk_pool *p, tk_future *f)
         p->head = f;
     p->tail = f;
     p->queued++;
-    atomic_store_explicit(&p->queued_hint, p->queued, memory_order_relaxed);
-    struct tk__tworker *w = NULL;
-    if (p->kind == TK_POOL_PROCESSES)
-        tk__pp_notify(p);
-    else if (atomic_load(&p->spinning) == 0)
-        w = unpark_one(p); /* a spinning worker takes it without a wake-up */
+    tk__pp_notify(p);
     tk__pool_unlock(p);
-    wake_parked(w);
     return 0;
+}
+
+/* Thread pools: a future from the pool's cache, or a new one. It holds a
+ * pool reference until released (tk__pool_recycle). */
+static tk_future *tfuture_new(tk_pool *p, tk_task fn, tk_args *args, tk_kwargs *kwargs)
+{
+    pthread_mutex_lock(&p->fc_lock);
+    tk_future *f = p->fc_head;
+    if (f) {
+        p->fc_head = f->next;
+        p->fc_n--;
+    }
+    pthread_mutex_unlock(&p->fc_lock);
+    if (f) {
+        memset(f, 0, sizeof *f);
+        tk__future_init(f, fn, args, kwargs);
+    } else if (!(f = tk__future_new(fn, args, kwargs, false))) {
+        return NULL;
+    }
+    f->home = p;
+    atomic_fetch_add(&p->refs, 1);
+    return f;
+}
+
+void tk__pool_recycle(tk_pool *p, tk_future *f)
+{
+    bool kept = false;
+    /* Not in a forked child (the lock may be held by a thread that did
+     * not follow), nor once the pool is shut down (no more submits). */
+    if (p->owner == tk__getpid() && !atomic_load(&p->stopping)) {
+        pthread_mutex_lock(&p->fc_lock);
+        if (p->fc_n < POOL_FUTURE_CACHE) {
+            f->next = p->fc_head;
+            p->fc_head = f;
+            p->fc_n++;
+            kept = true;
+        }
+        pthread_mutex_unlock(&p->fc_lock);
+    }
+    if (!kept)
+        tk__free(f);
+    pool_unref(p);
 }
 
 /* Prepares and queues a future; on failure both references are gone. */
@@ -452,7 +640,8 @@ TK_API tk_future *tk_pool_submit(tk_pool *p, tk_task fn, tk_args *args, tk_kwarg
         tk_kwargs_free(kwargs);
         return NULL;
     }
-    tk_future *f = tk__future_new(fn, args, kwargs, p->kind == TK_POOL_PROCESSES);
+    tk_future *f = p->kind == TK_POOL_THREADS ? tfuture_new(p, fn, args, kwargs)
+                                              : tk__future_new(fn, args, kwargs, true);
     if (!f)
         return NULL;
     return submit_future(p, f) < 0 ? NULL : f;
@@ -599,16 +788,27 @@ TK_API int tk_pool_shutdown(tk_pool *p, bool wait, bool cancel_futures)
     tk__pool_lock(p);
     p->shutdown = true;
     atomic_store(&p->stopping, true);
-    if (cancel_futures) {
-        cancelled = p->head;
-        p->head = p->tail = NULL;
-        p->queued = 0;
-        atomic_store(&p->queued_hint, 0);
-    }
-    if (p->kind == TK_POOL_PROCESSES)
+    if (p->kind == TK_POOL_PROCESSES) {
+        if (cancel_futures) {
+            cancelled = p->head;
+            p->head = p->tail = NULL;
+            p->queued = 0;
+        }
         tk__pp_notify(p);
-    else
+    } else {
+        if (cancel_futures) {
+            /* What is queued now is taken here; what a racing submit
+             * queues later, the workers cancel. */
+            atomic_store(&p->cancel_all, true);
+            tk_future **end = &cancelled, *f;
+            while ((f = tpop(p)) != NULL) {
+                *end = f;
+                end = &f->next;
+            }
+            *end = NULL;
+        }
         unpark_all(p);
+    }
     tk__pool_unlock(p);
     while (cancelled) {
         tk_future *n = cancelled->next;

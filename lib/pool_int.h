@@ -8,6 +8,7 @@
 #define TK_POOL_INT_H
 
 #include <pthread.h>
+#include <stdalign.h>
 
 #include "internal.h"
 #include "taskkit/pool.h"
@@ -31,6 +32,11 @@ struct tk__fx {
     size_t enc_len;
 };
 
+/* A link in a thread pool's queue (see pool.c). */
+struct tk__qnode {
+    struct tk__qnode *_Atomic next;
+};
+
 struct tk_future {
     atomic_int refs;           /* the caller's and the pool's */
     atomic_int state;          /* TK__F_* */
@@ -51,12 +57,21 @@ struct tk_future {
     tk_kwargs *kwargs;
     size_t nitems;
     struct tk__fx *x;          /* NULL for a thread pool's submitted call */
-    tk_future *next;           /* the pool's queue */
+    tk_pool *home;             /* thread pools: the pool whose cache takes it back (a ref) */
+    union {
+        tk_future *next;       /* a process pool's queue; shutdown's list */
+        struct tk__qnode qn;   /* a thread pool's queue */
+    };
 };
 
 /* A new future with refs 2 (caller + pool), state PENDING, with an
  * extension (x) when `ext`. Takes args and kwargs (frees them on failure). */
 tk_future *tk__future_new(tk_task fn, tk_args *args, tk_kwargs *kwargs, bool ext);
+/* Makes f (zeroed, no extension) a new future as tk__future_new does. */
+void tk__future_init(tk_future *f, tk_task fn, tk_args *args, tk_kwargs *kwargs);
+/* Thread pools: takes back the memory of a released future of p (its
+ * `home`) and drops the future's pool reference. */
+void tk__pool_recycle(tk_pool *p, tk_future *f);
 /* Drops one reference. */
 void tk__future_unref(tk_future *f);
 /* Marks a RUNNING future done with status/result/error (taken) and runs
@@ -66,7 +81,8 @@ void tk__future_finish(tk_future *f, int status, tk_args *result, char *error);
 bool tk__future_cancel_pending(tk_future *f);
 /* Waits for DONE; `flags` as for tk__futex_wait (TK__WAIT_CANCEL or 0). */
 int tk__future_wait(tk_future *f, unsigned flags, const tk__deadline *d);
-/* Frees the task's inputs once run (or never to be run). */
+/* Frees the task's inputs: a chunk's once run, a call's when the future
+ * goes (or either when cancelled). */
 void tk__future_drop_inputs(tk_future *f);
 
 /* Shared, never-modified empty bags (NULL only when out of memory). */
@@ -100,22 +116,20 @@ struct tk__tworker {
 
 struct tk__pp; /* process pool state (procpool.c) */
 
+#define TK__CACHE_LINE 64
+
 struct tk_pool {
+    void *mem;              /* the allocation (the pool is aligned in it) */
     tk_pool_kind kind;
     int nworkers;
     int id;
     pid_t owner;
-    atomic_int refs;        /* the user's and the end-of-program snapshot's */
-    pthread_mutex_t lock;
     pthread_mutex_t join_lock;
-    tk_future *head, *tail; /* submitted, not started */
-    size_t queued;
-    /* Mirrors of `queued` and `shutdown`, written under the lock, read
-     * without it by workers spinning before they park. */
-    atomic_size_t queued_hint;
+    tk_future *head, *tail; /* process pools: submitted, not started */
+    size_t queued;          /* process pools */
+    /* Mirror of `shutdown` (written under the lock), read without it. */
     atomic_bool stopping;
-    atomic_int spinning;        /* thread pools: workers spinning for work */
-    struct tk__tworker *parked; /* thread pools: parked workers (a stack) */
+    atomic_bool cancel_all; /* thread pools: shutdown cancels what has not started */
     bool shutdown;          /* refuse new work; workers leave when drained */
     bool joined;
     tk_target init;
@@ -123,6 +137,29 @@ struct tk_pool {
     struct tk__tworker *tw;
     struct tk__pp *pp;
     tk_pool *next_live;     /* the registry (pool.c) */
+
+    /* Thread pools keep what submitters write, what workers write and what
+     * both write on separate cache lines (pool.c explains the queue). */
+    alignas(TK__CACHE_LINE) struct tk__qnode *_Atomic qtail; /* submitters */
+    atomic_int submitting;  /* submitters between their shutdown check and push */
+
+    alignas(TK__CACHE_LINE) pthread_mutex_t lock; /* workers (and process pools) */
+    struct tk__qnode *_Atomic qhead;
+    struct tk__tworker *parked; /* thread pools: parked workers (a stack) */
+
+    alignas(TK__CACHE_LINE) atomic_int spinning; /* thread pools: workers spinning */
+    atomic_int nparked;     /* thread pools: how many are on `parked` */
+
+    /* Thread pools: released futures kept for reuse (see pool.c). */
+    alignas(TK__CACHE_LINE) pthread_mutex_t fc_lock;
+    /* The user's, the end-of-program snapshot's, and one per live future
+     * of a thread pool (so its cache outlives the futures). */
+    atomic_int refs;
+    tk_future *fc_head;     /* linked through `next` */
+    size_t fc_n;
+
+    alignas(TK__CACHE_LINE) struct tk__qnode stub; /* the queue's placeholder */
+    char pad_[TK__CACHE_LINE - sizeof(struct tk__qnode)];
 };
 
 /* The pool whose worker (or result thread) is the calling thread. */
