@@ -232,6 +232,26 @@ static void pool_unref(tk_pool *p)
     tk__free(p->mem);
 }
 
+void tk__pool_thread_enter(tk_pool *p)
+{
+    atomic_fetch_add(&p->refs, 1);
+}
+
+void tk__pool_thread_leave(tk_pool *p)
+{
+    atomic_fetch_sub(&p->refs, 1); /* never the last: the creator holds one */
+}
+
+void tk__pool_thread_exit(tk_pool *p)
+{
+    tk__tls()->stop = NULL;
+    tk__current_pool = NULL;
+    /* Set before the shutdown that lets us end, so it is seen by now. */
+    if (atomic_load(&p->orphaned))
+        pthread_detach(pthread_self());
+    pool_unref(p); /* may free p, and the worker state we ran on */
+}
+
 /* ------------------------------------------------------- thread workers */
 
 static void run_initializer(tk_pool *p, const char *who)
@@ -381,7 +401,7 @@ static void *thread_worker(void *arg)
         reset_task_stop(w);
     }
     tk__pool_unlock(p);
-    tk__tls()->stop = NULL;
+    tk__pool_thread_exit(p);
     return NULL;
 }
 
@@ -395,8 +415,10 @@ static int start_thread_workers(tk_pool *p)
         w->pool = p;
         w->index = i;
         tk__stop_init(&w->stop);
+        tk__pool_thread_enter(p);
         int e = pthread_create(&w->th, NULL, thread_worker, w);
         if (e != 0) {
+            tk__pool_thread_leave(p);
             r = tk__os_error(e, "cannot start a pool worker thread");
             break;
         }
@@ -838,7 +860,9 @@ TK_API void tk_pool_free(tk_pool *p)
         return;
     if (p->owner == tk__getpid()) {
         if (tk__current_pool == p) {
-            /* From its own task: cannot wait; the pool ends when drained. */
+            /* From its own task: cannot wait; the pool ends when drained,
+             * its threads detaching themselves (they hold references). */
+            atomic_store(&p->orphaned, true);
             tk_pool_shutdown(p, false, false);
         } else {
             tk_pool_shutdown(p, true, false);

@@ -130,6 +130,9 @@ struct tk_pool {
     /* Mirror of `shutdown` (written under the lock), read without it. */
     atomic_bool stopping;
     atomic_bool cancel_all; /* thread pools: shutdown cancels what has not started */
+    /* Freed from one of its own threads: nobody will join its threads, so
+     * each detaches itself as it ends (tk__pool_thread_exit). */
+    atomic_bool orphaned;
     bool shutdown;          /* refuse new work; workers leave when drained */
     bool joined;
     tk_target init;
@@ -161,6 +164,15 @@ struct tk_pool {
     alignas(TK__CACHE_LINE) struct tk__qnode stub; /* the queue's placeholder */
     char pad_[TK__CACHE_LINE - sizeof(struct tk__qnode)];
 };
+
+/* A pool's own threads (thread workers, a process pool's result thread)
+ * each hold a reference to it, so a tk_pool_free() from inside one of them
+ * (a task, a done-callback) cannot free it under the others' feet.
+ * _enter takes the reference before the thread is created (_leave gives it
+ * back if creation fails); _exit is the thread's last call. */
+void tk__pool_thread_enter(tk_pool *p);
+void tk__pool_thread_leave(tk_pool *p);
+void tk__pool_thread_exit(tk_pool *p);
 
 /* The pool whose worker (or result thread) is the calling thread. */
 extern __thread tk_pool *tk__current_pool;

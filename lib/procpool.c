@@ -946,6 +946,7 @@ static void *result_thread(void *arg)
             ;
         w->pid = 0;
     }
+    tk__pool_thread_exit(p);
     return NULL;
 }
 
@@ -973,10 +974,13 @@ int tk__pp_start(tk_pool *p)
         return tk__os_error(errno, "cannot create the pool's wake-up descriptor");
     sigset_t old;
     tk__block_signals(&old);
+    tk__pool_thread_enter(p);
     int e = pthread_create(&pp->th, NULL, result_thread, p);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (e != 0)
+    if (e != 0) {
+        tk__pool_thread_leave(p);
         return tk__os_error(e, "cannot start the pool's result thread");
+    }
     pp->th_started = true;
     tk__deadline forever = {.kind = TK__DL_FOREVER};
     while (atomic_load(&pp->started) == 0)

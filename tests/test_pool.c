@@ -870,6 +870,66 @@ static void waiting_shutdown_from_own_task_is_edeadlk(void **state)
     tk_pool_free(p);
 }
 
+static int free_self(const tk_args *a, const tk_kwargs *kw, tk_args *res)
+{
+    (void)kw;
+    (void)res;
+    void *p = NULL;
+    tk_args_get_ptr(a, 0, &p);
+    tk_pool_free(p);
+    return 0;
+}
+
+/* tk_pool_free from one of the pool's own tasks cannot wait: the pool ends
+ * once drained, the work queued before the free still runs, and nothing is
+ * freed while a worker still uses it (ASan, TSan and valgrind watch). */
+static void free_from_own_task(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 50; round++) {
+        tk_pool *p = tk_pool_new(TK_POOL_THREADS, 2);
+        assert_non_null(p);
+        tk_future *before[4], *self;
+        for (int i = 0; i < 4; i++)
+            before[i] = tk_pool_submit(p, square, tk_args_of("i", i), NULL);
+        self = tk_pool_submit(p, free_self, tk_args_of("p", (void *)p), NULL);
+        assert_non_null(self);
+        assert_int_equal(tk_future_result(self, 10.0, NULL), 0);
+        for (int i = 0; i < 4; i++) {
+            const tk_args *r = NULL;
+            int64_t v = -1;
+            assert_int_equal(tk_future_result(before[i], 10.0, &r), 0);
+            assert_int_equal(tk_args_get_int(r, 0, &v), 0);
+            assert_int_equal(v, i * i);
+            tk_future_free(before[i]);
+        }
+        tk_future_free(self);
+    }
+}
+
+static void free_pool_cb(tk_future *f, void *ud)
+{
+    (void)f;
+    tk_pool_free(ud);
+}
+
+/* A process pool's done-callbacks run on its result thread: freeing the
+ * pool from there must not free it under that thread either. */
+static void free_from_process_pool_callback(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 5; round++) {
+        tk_pool *p = tk_pool_new(TK_POOL_PROCESSES, 1);
+        assert_non_null(p);
+        tk_future *f = tk_pool_submit(p, square, tk_args_of("i", 3), NULL);
+        assert_int_equal(tk_future_add_done_callback(f, free_pool_cb, p), 0);
+        assert_int_equal(tk_future_wait(f, 10.0), 0);
+        tk_future_free(f);
+    }
+    usleep(100000); /* the result threads reap their workers and end */
+    assert_int_equal(tt_count_zombies(), 0);
+}
+
 /* ------------------------------------------------------- end of program */
 
 static void done_print(tk_future *f, void *ud)
@@ -947,6 +1007,8 @@ int main(void)
         cmocka_unit_test(daemonic_process_cannot_create_process_pool),
         cmocka_unit_test(process_pool_workers_are_daemonic),
         cmocka_unit_test(waiting_shutdown_from_own_task_is_edeadlk),
+        cmocka_unit_test(free_from_own_task),
+        cmocka_unit_test(free_from_process_pool_callback),
         cmocka_unit_test(end_of_program_finishes_work),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
