@@ -97,7 +97,12 @@ TK_API tk_pool *tk_pool_new_ex(tk_pool_kind kind, int workers, tk_target initial
  * @param fn     The task; not NULL.
  * @param args   Its arguments; taken, also on failure; NULL means none.
  * @param kwargs Its keyword arguments; taken, also on failure; NULL means
- *               none.
+ *               none. A thread pool frees both bags with the future (the
+ *               last tk_future_free()), not in the worker: freeing another
+ *               thread's allocations made the allocator's lock the main
+ *               cost of a tiny task. A released future's memory is kept
+ *               for the pool's next submits (up to 65,536 of them, 8 MiB,
+ *               returned when the pool and its last future are freed).
  * @return A new future the caller frees with tk_future_free(), or NULL.
  *
  * Errors: `TK_EINVAL` (NULL pool or fn), `TK_ESTATE` ("cannot schedule new
