@@ -59,9 +59,10 @@ stress: stress-build
 # allocator at link time (only references from the test program and the
 # static archive are wrapped; libc's own stay as they are).
 FAULT_TESTS := $(BUILD)/tests/test_faults $(BUILD)/tests/test_faults_queue
-$(FAULT_TESTS): $(BUILD)/tests/faults/alloccount.o
+FAULT_OBJS := $(BUILD)/tests/faults/alloccount.o $(BUILD)/tests/faults/sweep.o
+$(FAULT_TESTS): $(FAULT_OBJS)
 $(FAULT_TESTS): LDFLAGS += -Wl,--wrap=malloc -Wl,--wrap=calloc \
-    -Wl,--wrap=realloc -Wl,--wrap=free $(BUILD)/tests/faults/alloccount.o
+    -Wl,--wrap=realloc -Wl,--wrap=free $(FAULT_OBJS)
 
 $(BUILD)/tests/faults/%.o: tests/faults/%.c
 	@mkdir -p $(@D)

@@ -3,7 +3,7 @@
  * run once per allocation point with that allocation failing, and every
  * system resource the library needs is taken away once.
  *
- * Allocation sweeps (fault_sweep): a scenario sets its object up, arms the
+ * Allocation sweeps (tt_fault_sweep, tests/faults/sweep.h): a scenario sets its object up, arms the
  * hook (tk__fault_set: the n-th allocation from now fails), makes the call,
  * disarms, checks the outcome and frees everything. The sweep runs it for
  * n = 1, 2, ... until the call no longer reaches an n-th allocation, and
@@ -41,72 +41,10 @@
 #include <unistd.h>
 
 #include "faults/alloccount.h"
+#include "faults/sweep.h"
 #include "internal.h"
 #include "taskkit.h"
 
-/* ---------------------------------------------------------------- sweeps */
-
-static long fire_at;     /* the allocation the current run makes fail */
-static long allocs_seen; /* allocations the armed call made, -1 if never disarmed */
-static long total_faults; /* allocation failures injected by the whole program */
-
-static void arm(void)
-{
-    tk__fault_set(fire_at); /* 0 (the warm-up) arms nothing */
-}
-
-static void disarm(void)
-{
-    allocs_seen = tk__fault_allocs();
-    tk__fault_set(0);
-}
-
-/* A scenario returns the armed call's result (0 or a negative code; for a
- * constructor: 0 or tk_last_error_code()). */
-typedef int (*scenario)(void);
-
-static long fault_sweep(const char *what, scenario run)
-{
-    /* A warm-up run without a fault lets the runtime make its lazily
-     * created, process-lifetime state (the main thread's handle, say), which
-     * must not count as a leak of the call under test. */
-    fire_at = 0;
-    allocs_seen = -1;
-    if (run() != 0)
-        fail_msg("%s: failed without a fault: %s", what, tk_last_error());
-    for (long n = 1; n < 10000; n++) {
-        fire_at = n;
-        allocs_seen = -1;
-        long before = tt_live_blocks();
-        int rc = run();
-        long after = tt_live_blocks();
-        if (allocs_seen < 0)
-            fail_msg("%s: the scenario never disarmed", what);
-        if (after != before)
-            fail_msg("%s: failing allocation %ld leaked %ld block(s)", what, n,
-                     after - before);
-        if (allocs_seen < n) { /* no n-th allocation: this run had no fault */
-            if (rc != 0)
-                fail_msg("%s: failed without a fault: %s", what, tk_last_error());
-            total_faults += n - 1;
-            print_message("%s: %ld allocation point(s) failed cleanly\n", what, n - 1);
-            return n - 1;
-        }
-        if (rc != TK_ENOMEM || tk_last_error_code() != TK_ENOMEM)
-            fail_msg("%s: failing allocation %ld gave %s (%s), not TK_ENOMEM", what, n,
-                     tk_err_name(rc), tk_last_error());
-        if (strstr(tk_last_error(), "out of memory") == NULL)
-            fail_msg("%s: failing allocation %ld: message '%s'", what, n, tk_last_error());
-    }
-    fail_msg("%s: never finished", what);
-    return -1;
-}
-
-/* For constructors: the call's outcome as a code. */
-static int ctor_rc(const void *obj)
-{
-    return obj ? 0 : tk_last_error_code();
-}
 
 /* ------------------------------------------------------------------ args */
 
@@ -139,20 +77,20 @@ static tk_kwargs *full_kwargs(void)
 
 static int sc_args_new(void)
 {
-    arm();
+    tt_arm();
     tk_args *a = tk_args_new();
-    disarm();
-    int rc = ctor_rc(a);
+    tt_disarm();
+    int rc = tt_ctor_rc(a);
     tk_args_free(a);
     return rc;
 }
 
 static int sc_args_of(void)
 {
-    arm();
+    tt_arm();
     tk_args *a = tk_args_of("i s s y d n", 1, long_str, long_str, long_str, (size_t)40, 2.0);
-    disarm();
-    int rc = ctor_rc(a);
+    tt_disarm();
+    int rc = tt_ctor_rc(a);
     if (a)
         assert_int_equal(tk_args_len(a), 6);
     tk_args_free(a);
@@ -162,10 +100,10 @@ static int sc_args_of(void)
 static int sc_args_copy(void)
 {
     tk_args *src = full_args();
-    arm();
+    tt_arm();
     tk_args *c = tk_args_copy(src);
-    disarm();
-    int rc = ctor_rc(c);
+    tt_disarm();
+    int rc = tt_ctor_rc(c);
     if (c) {
         assert_int_equal(tk_args_len(c), tk_args_len(src));
         const char *s = NULL;
@@ -183,7 +121,7 @@ static int sc_args_add(int kind)
 {
     tk_args *a = tk_args_of("iiii", 1, 2, 3, 4);
     assert_non_null(a);
-    arm();
+    tt_arm();
     int rc;
     switch (kind) {
     case 0: rc = tk_args_add_str(a, long_str); break;
@@ -194,7 +132,7 @@ static int sc_args_add(int kind)
     case 5: rc = tk_args_add_none(a); break;
     default: rc = tk_args_add_ptr(a, a); break;
     }
-    disarm();
+    tt_disarm();
     assert_int_equal(tk_args_len(a), rc == 0 ? 5 : 4);
     int64_t v = 0;
     assert_int_equal(tk_args_get_int(a, 3, &v), 0);
@@ -222,33 +160,33 @@ static int sc_args_from(void)
         {.type = TK_TYPE_STR, .v.s = long_str},
         {.type = TK_TYPE_NONE},
     };
-    arm();
+    tt_arm();
     tk_args *a = tk_args_from(vals, 6);
-    disarm();
-    int rc = ctor_rc(a);
+    tt_disarm();
+    int rc = tt_ctor_rc(a);
     tk_args_free(a);
     return rc;
 }
 
 static int sc_kwargs_new(void)
 {
-    arm();
+    tt_arm();
     tk_kwargs *k = tk_kwargs_new();
-    disarm();
-    int rc = ctor_rc(k);
+    tt_disarm();
+    int rc = tt_ctor_rc(k);
     tk_kwargs_free(k);
     return rc;
 }
 
 static int sc_kwargs_of(void)
 {
-    arm();
+    tt_arm();
     tk_kwargs *k = tk_kwargs_of(
         "num:i, name:s, a_rather_long_keyword_name_that_needs_the_heap_to_be_stored:s, "
         "blob:y, x:d",
         3, long_str, long_str, long_str, (size_t)50, 1.0);
-    disarm();
-    int rc = ctor_rc(k);
+    tt_disarm();
+    int rc = tt_ctor_rc(k);
     if (k)
         assert_int_equal(tk_kwargs_len(k), 5);
     tk_kwargs_free(k);
@@ -258,10 +196,10 @@ static int sc_kwargs_of(void)
 static int sc_kwargs_copy(void)
 {
     tk_kwargs *src = full_kwargs();
-    arm();
+    tt_arm();
     tk_kwargs *c = tk_kwargs_copy(src);
-    disarm();
-    int rc = ctor_rc(c);
+    tt_disarm();
+    int rc = tt_ctor_rc(c);
     if (c)
         assert_int_equal(tk_kwargs_len(c), tk_kwargs_len(src));
     tk_kwargs_free(c);
@@ -275,7 +213,7 @@ static int sc_kwargs_set(int kind)
     tk_kwargs *k = tk_kwargs_of("a:i, b:i, c:i, d:i", 1, 2, 3, 4);
     assert_non_null(k);
     const char *newkey = "a_rather_long_keyword_name_that_needs_the_heap_to_be_stored";
-    arm();
+    tt_arm();
     int rc;
     switch (kind) {
     case 0: rc = tk_kwargs_set_str(k, newkey, long_str); break;
@@ -287,7 +225,7 @@ static int sc_kwargs_set(int kind)
     case 6: rc = tk_kwargs_set_ptr(k, newkey, k); break;
     default: rc = tk_kwargs_set_str(k, "b", long_str); break; /* replace in place */
     }
-    disarm();
+    tt_disarm();
     if (kind == 7) {
         assert_int_equal(tk_kwargs_len(k), 4);
         assert_int_equal(tk_kwargs_type(k, "b"), rc == 0 ? TK_TYPE_STR : TK_TYPE_INT);
@@ -314,9 +252,9 @@ static int sc_kwargs_del(void)
 {
     tk_kwargs *k = full_kwargs();
     size_t n = tk_kwargs_len(k);
-    arm();
+    tt_arm();
     int rc = tk_kwargs_del(k, "name");
-    disarm();
+    tt_disarm();
     assert_int_equal(tk_kwargs_len(k), rc == 0 ? n - 1 : n);
     tk_kwargs_free(k);
     return rc;
@@ -328,9 +266,9 @@ static int sc_encode(void)
     tk_kwargs *k = full_kwargs();
     void *buf = (void *)1;
     size_t len = 7;
-    arm();
+    tt_arm();
     int rc = tk_args_encode(a, k, &buf, &len);
-    disarm();
+    tt_disarm();
     if (rc == 0)
         free(buf);
     tk_args_free(a);
@@ -347,9 +285,9 @@ static int sc_decode(void)
     assert_int_equal(tk_args_encode(a, k, &buf, &len), 0);
     tk_args *da = (tk_args *)1;
     tk_kwargs *dk = (tk_kwargs *)1;
-    arm();
+    tt_arm();
     int rc = tk_args_decode(buf, len, &da, &dk);
-    disarm();
+    tt_disarm();
     if (rc == 0) {
         assert_int_equal(tk_args_len(da), tk_args_len(a));
         assert_int_equal(tk_kwargs_len(dk), tk_kwargs_len(k));
@@ -372,9 +310,9 @@ static int sc_bind(void)
     int num = 0;
     const char *name = NULL;
     bool verbose = false;
-    arm();
+    tt_arm();
     int rc = tk_bind(a, k, "coding(num:i, name:s=, *, verbose:?=)", &num, &name, &verbose);
-    disarm();
+    tt_disarm();
     assert_int_equal(rc, 0);
     assert_int_equal(num, 3);
     tk_args_free(a);
@@ -387,7 +325,7 @@ static void args_allocation_points(void **state)
     (void)state;
     static const struct {
         const char *name;
-        scenario run;
+        tt_scenario run;
     } cases[] = {
         {"tk_args_new", sc_args_new},
         {"tk_args_of", sc_args_of},
@@ -418,10 +356,10 @@ static void args_allocation_points(void **state)
     };
     long points = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        points += fault_sweep(cases[i].name, cases[i].run);
+        points += tt_fault_sweep(cases[i].name, cases[i].run);
     /* Constructors allocate at least once each: the sweep really ran. */
     assert_true(points >= 20);
-    assert_int_equal(fault_sweep("tk_bind allocates nothing", sc_bind), 0);
+    assert_int_equal(tt_fault_sweep("tk_bind allocates nothing", sc_bind), 0);
 }
 
 /* A builder that fails takes nothing and leaks nothing either when the
@@ -457,10 +395,10 @@ static int sc_thread_new(void)
      * here. */
     tk_args *a = tk_args_of("s", long_str);
     tk_kwargs *k = tk_kwargs_of("name:s", long_str);
-    arm();
+    tt_arm();
     tk_thread *t = tk_thread_new(target_ok, a, k);
-    disarm();
-    int rc = ctor_rc(t);
+    tt_disarm();
+    int rc = tt_ctor_rc(t);
     tk_thread_free(t);
     return rc;
 }
@@ -469,9 +407,9 @@ static int sc_thread_start(void)
 {
     tk_thread *t = tk_thread_new(target_ok, tk_args_of("s", long_str), NULL);
     assert_non_null(t);
-    arm();
+    tt_arm();
     int rc = tk_thread_start(t);
-    disarm();
+    tt_disarm();
     if (rc == 0) {
         assert_int_equal(tk_thread_join(t, TK_FOREVER), 0);
         assert_int_equal(tk_thread_result(t), 7);
@@ -488,9 +426,9 @@ static int sc_thread_set_name(void)
     assert_non_null(t);
     char before[64];
     snprintf(before, sizeof before, "%s", tk_thread_name(t));
-    arm();
+    tt_arm();
     int rc = tk_thread_set_name(t, long_str);
-    disarm();
+    tt_disarm();
     assert_string_equal(tk_thread_name(t), rc == 0 ? long_str : before);
     tk_thread_free(t);
     return rc;
@@ -499,10 +437,10 @@ static int sc_thread_set_name(void)
 static int sc_timer_new(void)
 {
     tk_args *a = tk_args_of("s", long_str);
-    arm();
+    tt_arm();
     tk_thread *t = tk_timer_new(0.0, target_ok, a, NULL);
-    disarm();
-    int rc = ctor_rc(t);
+    tt_disarm();
+    int rc = tt_ctor_rc(t);
     tk_thread_free(t);
     return rc;
 }
@@ -510,9 +448,9 @@ static int sc_timer_new(void)
 static int sc_thread_enumerate(void)
 {
     tk_thread *out[8];
-    arm();
+    tt_arm();
     size_t n = tk_thread_enumerate(out, 8);
-    disarm();
+    tt_disarm();
     for (size_t i = 0; i < n && i < 8; i++)
         tk_thread_free(out[i]);
     return n >= 1 ? 0 : tk_last_error_code();
@@ -521,11 +459,11 @@ static int sc_thread_enumerate(void)
 static void thread_allocation_points(void **state)
 {
     (void)state;
-    fault_sweep("tk_thread_new", sc_thread_new);
-    fault_sweep("tk_thread_start", sc_thread_start);
-    fault_sweep("tk_thread_set_name", sc_thread_set_name);
-    fault_sweep("tk_timer_new", sc_timer_new);
-    fault_sweep("tk_thread_enumerate", sc_thread_enumerate);
+    tt_fault_sweep("tk_thread_new", sc_thread_new);
+    tt_fault_sweep("tk_thread_start", sc_thread_start);
+    tt_fault_sweep("tk_thread_set_name", sc_thread_set_name);
+    tt_fault_sweep("tk_timer_new", sc_timer_new);
+    tt_fault_sweep("tk_thread_enumerate", sc_thread_enumerate);
 }
 
 /* ------------------------------------------------------------------ sync */
@@ -534,10 +472,10 @@ static unsigned sync_flags;
 
 static int sc_lock_new(void)
 {
-    arm();
+    tt_arm();
     tk_lock *l = tk_lock_new(sync_flags);
-    disarm();
-    int rc = ctor_rc(l);
+    tt_disarm();
+    int rc = tt_ctor_rc(l);
     if (l) {
         assert_int_equal(tk_lock_acquire(l, 0), 0);
         assert_int_equal(tk_lock_release(l), 0);
@@ -548,20 +486,20 @@ static int sc_lock_new(void)
 
 static int sc_rlock_new(void)
 {
-    arm();
+    tt_arm();
     tk_rlock *l = tk_rlock_new(sync_flags);
-    disarm();
-    int rc = ctor_rc(l);
+    tt_disarm();
+    int rc = tt_ctor_rc(l);
     tk_rlock_free(l);
     return rc;
 }
 
 static int sc_cond_new(void)
 {
-    arm();
+    tt_arm();
     tk_cond *c = tk_cond_new(sync_flags);
-    disarm();
-    int rc = ctor_rc(c);
+    tt_disarm();
+    int rc = tt_ctor_rc(c);
     if (c) {
         assert_int_equal(tk_cond_acquire(c, 0), 0);
         assert_int_equal(tk_cond_wait(c, 0), TK_ETIMEDOUT);
@@ -575,10 +513,10 @@ static int sc_cond_new_with_lock(void)
 {
     tk_lock *l = tk_lock_new(sync_flags);
     assert_non_null(l);
-    arm();
+    tt_arm();
     tk_cond *c = tk_cond_new_with_lock(l);
-    disarm();
-    int rc = ctor_rc(c);
+    tt_disarm();
+    int rc = tt_ctor_rc(c);
     tk_cond_free(c);
     /* The lock is the caller's and stays usable whatever happened. */
     assert_int_equal(tk_lock_acquire(l, 0), 0);
@@ -589,30 +527,30 @@ static int sc_cond_new_with_lock(void)
 
 static int sc_sem_new(void)
 {
-    arm();
+    tt_arm();
     tk_sem *x = tk_sem_new(1, sync_flags | TK_BOUNDED);
-    disarm();
-    int rc = ctor_rc(x);
+    tt_disarm();
+    int rc = tt_ctor_rc(x);
     tk_sem_free(x);
     return rc;
 }
 
 static int sc_event_new(void)
 {
-    arm();
+    tt_arm();
     tk_event *e = tk_event_new(sync_flags);
-    disarm();
-    int rc = ctor_rc(e);
+    tt_disarm();
+    int rc = tt_ctor_rc(e);
     tk_event_free(e);
     return rc;
 }
 
 static int sc_barrier_new(void)
 {
-    arm();
+    tt_arm();
     tk_barrier *b = tk_barrier_new(3, sync_flags);
-    disarm();
-    int rc = ctor_rc(b);
+    tt_disarm();
+    int rc = tt_ctor_rc(b);
     tk_barrier_free(b);
     return rc;
 }
@@ -622,7 +560,7 @@ static void sync_allocation_points(void **state)
     (void)state;
     static const struct {
         const char *name;
-        scenario run;
+        tt_scenario run;
     } cases[] = {
         {"tk_lock_new", sc_lock_new},
         {"tk_rlock_new", sc_rlock_new},
@@ -637,7 +575,7 @@ static void sync_allocation_points(void **state)
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
             char name[64];
             snprintf(name, sizeof name, "%s(%s)", cases[i].name, f ? "TK_SHARED" : "0");
-            fault_sweep(name, cases[i].run);
+            tt_fault_sweep(name, cases[i].run);
         }
     }
 }
@@ -805,10 +743,10 @@ static int child_exit5(const tk_args *a, const tk_kwargs *k)
 static int sc_process_new(void)
 {
     tk_args *a = tk_args_of("s", long_str); /* handed over, also on failure */
-    arm();
+    tt_arm();
     tk_process *p = tk_process_new(child_exit5, a, NULL);
-    disarm();
-    int rc = ctor_rc(p);
+    tt_disarm();
+    int rc = tt_ctor_rc(p);
     tk_process_free(p);
     return rc;
 }
@@ -818,9 +756,9 @@ static int sc_process_start(void)
     tk_process *p = tk_process_new(child_exit5, NULL, NULL);
     assert_non_null(p);
     int zombies = tt_count_zombies();
-    arm();
+    tt_arm();
     int rc = tk_process_start(p);
-    disarm();
+    tt_disarm();
     if (rc == 0) {
         assert_int_equal(tk_process_join(p, TK_FOREVER), 0);
         assert_int_equal(tk_process_exitcode(p), 5);
@@ -835,8 +773,8 @@ static int sc_process_start(void)
 static void process_allocation_points(void **state)
 {
     (void)state;
-    fault_sweep("tk_process_new", sc_process_new);
-    fault_sweep("tk_process_start", sc_process_start);
+    tt_fault_sweep("tk_process_new", sc_process_new);
+    tt_fault_sweep("tk_process_start", sc_process_start);
 }
 
 /* fork refused: a clean TK_EAGAIN, no child, no zombie, no descriptor, and
@@ -955,6 +893,6 @@ int main(void)
         cmocka_unit_test(pidfd_unavailable),
     };
     int rc = cmocka_run_group_tests_name("faults", tests, NULL, NULL);
-    printf("faults: %ld allocation failures injected\n", total_faults);
+    printf("faults: %ld allocation failures injected\n", tt_total_faults);
     return rc;
 }

@@ -40,101 +40,10 @@
 #include <unistd.h>
 
 #include "faults/alloccount.h"
+#include "faults/sweep.h"
 #include "internal.h"
 #include "taskkit.h"
 
-/* ---------------------------------------------------------------- sweeps */
-
-/* Scenario result beyond 0 / a negative code: the fault hit a pool
- * worker's allocation, and the scenario checked the outcome itself. */
-#define FAULT_ELSEWHERE 1
-
-static long fire_at;      /* the allocation the current run makes fail */
-static long allocs_seen;  /* allocations the armed call made, -1 if never disarmed */
-static long total_faults; /* allocation failures injected by the whole program */
-static long total_elsewhere;
-static char deviation_text[512]; /* the last deviation seen in this sweep */
-static long deviations;
-
-static void arm(void)
-{
-    tk__fault_set(fire_at);
-}
-
-static void disarm(void)
-{
-    allocs_seen = tk__fault_allocs();
-    tk__fault_set(0);
-}
-
-/* True once the armed fault has fired (its allocation was attempted). */
-static bool fault_fired(void)
-{
-    return fire_at > 0 && tk__fault_allocs() >= fire_at;
-}
-
-static void deviation(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void deviation(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(deviation_text, sizeof deviation_text, fmt, ap);
-    va_end(ap);
-    deviations++;
-}
-
-typedef int (*scenario)(void);
-
-static long fault_sweep(const char *what, scenario run)
-{
-    deviation_text[0] = '\0';
-    long dev_before = deviations;
-    fire_at = 0;
-    allocs_seen = -1;
-    if (run() != 0)
-        fail_msg("%s: failed without a fault: %s", what, tk_last_error());
-    for (long n = 1; n < 10000; n++) {
-        fire_at = n;
-        allocs_seen = -1;
-        long before = tt_live_blocks();
-        int rc = run();
-        long after = tt_live_blocks();
-        if (allocs_seen < 0)
-            fail_msg("%s: the scenario never disarmed", what);
-        if (after != before)
-            fail_msg("%s: failing allocation %ld leaked %ld block(s)", what, n,
-                     after - before);
-        if (allocs_seen < n) { /* no n-th allocation: this run had no fault */
-            if (rc != 0)
-                fail_msg("%s: failed without a fault: %s", what, tk_last_error());
-            total_faults += n - 1;
-            print_message("%s: %ld allocation point(s) failed cleanly\n", what, n - 1);
-            if (deviations > dev_before) {
-                print_message("%s: %ld deviation(s), last: %s\n", what,
-                              deviations - dev_before, deviation_text);
-                if (getenv("TK_FAULTS_STRICT"))
-                    fail_msg("%s: %s", what, deviation_text);
-            }
-            return n - 1;
-        }
-        if (rc == FAULT_ELSEWHERE) {
-            total_elsewhere++;
-            continue;
-        }
-        if (rc != TK_ENOMEM || tk_last_error_code() != TK_ENOMEM)
-            fail_msg("%s: failing allocation %ld gave %s (%s), not TK_ENOMEM", what, n,
-                     tk_err_name(rc), tk_last_error());
-        if (strstr(tk_last_error(), "out of memory") == NULL)
-            fail_msg("%s: failing allocation %ld: message '%s'", what, n, tk_last_error());
-    }
-    fail_msg("%s: never finished", what);
-    return -1;
-}
-
-static int ctor_rc(const void *obj)
-{
-    return obj ? 0 : tk_last_error_code();
-}
 
 /* Disarms the fault hook in forked children (pool workers): the faults
  * under test are the calling process's. */
@@ -196,10 +105,10 @@ static void queue_roundtrip(tk_queue *q)
 
 static int sc_queue_new(void)
 {
-    arm();
+    tt_arm();
     tk_queue *q = tk_queue_new(4, qflags);
-    disarm();
-    int rc = ctor_rc(q);
+    tt_disarm();
+    int rc = tt_ctor_rc(q);
     if (q)
         queue_roundtrip(q);
     tk_queue_free(q);
@@ -208,10 +117,10 @@ static int sc_queue_new(void)
 
 static int sc_queue_new_ex(void)
 {
-    arm();
+    tt_arm();
     tk_queue *q = tk_queue_new_ex(0, qflags, 4096);
-    disarm();
-    int rc = ctor_rc(q);
+    tt_disarm();
+    int rc = tt_ctor_rc(q);
     if (q)
         queue_roundtrip(q);
     tk_queue_free(q);
@@ -231,9 +140,9 @@ static int sc_queue_put(void)
         assert_int_equal(tk_queue_put(q, msg((int64_t)i, 0), 0), 0);
     size_t size = qflags ? BIG : 0;
     tk_args *item = msg(100, size);
-    arm();
+    tt_arm();
     int rc = tk_queue_put(q, item, 0);
-    disarm();
+    tt_disarm();
     if (rc != 0) {
         check_msg(item, 100, size); /* still ours, intact */
         assert_int_equal(tk_queue_size(q), before);
@@ -267,9 +176,9 @@ static int sc_queue_get(void)
     assert_int_equal(tk_queue_put(q, msg(1, BIG), 0), 0);
     assert_int_equal(tk_queue_put(q, msg(2, 0), 0), 0);
     tk_args *g = (tk_args *)1;
-    arm();
+    tt_arm();
     int rc = tk_queue_get(q, &g, 0);
-    disarm();
+    tt_disarm();
     if (rc == 0) {
         check_msg(g, 1, BIG);
     } else {
@@ -296,7 +205,7 @@ static void queue_allocation_points(void **state)
     (void)state;
     static const struct {
         const char *name;
-        scenario run;
+        tt_scenario run;
     } cases[] = {
         {"tk_queue_new", sc_queue_new},
         {"tk_queue_new_ex", sc_queue_new_ex},
@@ -309,7 +218,7 @@ static void queue_allocation_points(void **state)
         for (size_t i = 0; i < 4; i++) {
             char name[64];
             snprintf(name, sizeof name, "%s(%s)", cases[i].name, f ? "TK_SHARED" : "0");
-            points[f][i] = fault_sweep(name, cases[i].run);
+            points[f][i] = tt_fault_sweep(name, cases[i].run);
         }
     }
     /* Every constructor and put allocates; a thread queue's get does not
@@ -331,9 +240,9 @@ static int sc_pipe_new(void)
 {
     int fds = tt_count_fds();
     tk_conn *a = (tk_conn *)1, *b = (tk_conn *)1;
-    arm();
+    tt_arm();
     int rc = tk_pipe_new(&a, &b, pipe_duplex);
-    disarm();
+    tt_disarm();
     if (rc == 0) {
         tk_args *m = msg(3, 0), *g = NULL;
         assert_int_equal(tk_conn_send(b, m), 0);
@@ -361,9 +270,9 @@ static int sc_conn_send(void)
     tk_conn *a, *b;
     assert_int_equal(tk_pipe_new(&a, &b, true), 0);
     tk_args *m = msg(4, conn_size);
-    arm();
+    tt_arm();
     int rc = tk_conn_send(a, m);
-    disarm();
+    tt_disarm();
     check_msg(m, 4, conn_size); /* the caller's, unchanged */
     tk_args *g = NULL;
     if (rc != 0) {
@@ -391,9 +300,9 @@ static int sc_conn_recv(void)
     tk_args *m = msg(5, conn_size);
     assert_int_equal(tk_conn_send(a, m), 0);
     tk_args *g = (tk_args *)1;
-    arm();
+    tt_arm();
     int rc = tk_conn_recv(b, &g, 5);
-    disarm();
+    tt_disarm();
     if (rc == 0) {
         check_msg(g, 5, conn_size);
     } else {
@@ -432,9 +341,9 @@ static int sc_conn_recv_large(void)
     tk_args *g = (tk_args *)1;
     /* The record buffer first, so the sweep starts at the message. */
     assert_int_equal(tk_conn_poll(b, 0), 1);
-    arm();
+    tt_arm();
     int rc = tk_conn_recv(b, &g, 5);
-    disarm();
+    tt_disarm();
     /* The checks below make more calls: keep this call's error for the sweep. */
     int code = tk_last_error_code();
     char text[256];
@@ -470,7 +379,7 @@ static int sc_conn_recv_large(void)
         tk_args_free(g);
         if (junk > 0) {
             desyncs++;
-            deviation("tk_conn_recv: after TK_ENOMEM on a %d-byte message its continuation "
+            tt_deviation("tk_conn_recv: after TK_ENOMEM on a %d-byte message its continuation "
                       "records stayed in the pipe; the next %d recv(s) failed, first with "
                       "%s (%s)", BIG, junk, tk_err_name(first_err), first_msg);
         }
@@ -488,16 +397,16 @@ static void pipe_allocation_points(void **state)
 {
     (void)state;
     pipe_duplex = true;
-    assert_int_equal(fault_sweep("tk_pipe_new(duplex)", sc_pipe_new), 2);
+    assert_int_equal(tt_fault_sweep("tk_pipe_new(duplex)", sc_pipe_new), 2);
     pipe_duplex = false;
-    assert_int_equal(fault_sweep("tk_pipe_new(one-way)", sc_pipe_new), 2);
+    assert_int_equal(tt_fault_sweep("tk_pipe_new(one-way)", sc_pipe_new), 2);
     conn_size = 0; /* encoded on the stack: no allocation */
-    assert_int_equal(fault_sweep("tk_conn_send(small)", sc_conn_send), 0);
+    assert_int_equal(tt_fault_sweep("tk_conn_send(small)", sc_conn_send), 0);
     conn_size = BIG;
-    assert_int_equal(fault_sweep("tk_conn_send(large)", sc_conn_send), 1);
+    assert_int_equal(tt_fault_sweep("tk_conn_send(large)", sc_conn_send), 1);
     conn_size = 0;
-    assert_true(fault_sweep("tk_conn_recv(small)", sc_conn_recv) >= 2);
-    assert_true(fault_sweep("tk_conn_recv(large)", sc_conn_recv_large) >= 2);
+    assert_true(tt_fault_sweep("tk_conn_recv(small)", sc_conn_recv) >= 2);
+    assert_true(tt_fault_sweep("tk_conn_recv(large)", sc_conn_recv_large) >= 2);
     print_message("recv: %ld failure(s) lost the message while decoding, %ld left the pipe "
                   "out of step\n", lost_recvs, desyncs);
 }
@@ -579,10 +488,10 @@ static void release_worker(tk_future *g)
 
 static int sc_pool_new(void)
 {
-    arm();
+    tt_arm();
     tk_pool *p = tk_pool_new(pool_kind, 2);
-    disarm();
-    int rc = ctor_rc(p);
+    tt_disarm();
+    int rc = tt_ctor_rc(p);
     if (p)
         pool_works(p);
     tk_pool_free(p);
@@ -612,25 +521,25 @@ static int sc_pool_new_ex(void)
     atomic_store(&init_calls, 0);
     tk_args *ia = tk_args_of("i", 9);
     assert_non_null(ia);
-    arm();
+    tt_arm();
     tk_pool *p = tk_pool_new_ex(pool_kind, 2, init_count, ia);
     if (p && pool_kind == TK_POOL_THREADS) {
         /* Until both workers ran the initializer or one took the fault. */
         double end = tt_now() + 30;
-        while (atomic_load(&init_calls) < 2 && !(fault_fired() && atomic_load(&init_calls) == 1))
+        while (atomic_load(&init_calls) < 2 && !(tt_fault_fired() && atomic_load(&init_calls) == 1))
             if (tt_now() > end)
                 fail_msg("thread pool initializers never ran");
             else
                 usleep(200);
     }
-    bool fired = fault_fired();
-    disarm();
-    int rc = ctor_rc(p);
+    bool fired = tt_fault_fired();
+    tt_disarm();
+    int rc = tt_ctor_rc(p);
     if (p) {
         pool_works(p);
         if (pool_kind == TK_POOL_THREADS && fired) {
             assert_int_equal(atomic_load(&init_calls), 1);
-            rc = FAULT_ELSEWHERE; /* reported on stderr, the worker carries on */
+            rc = TT_FAULT_ELSEWHERE; /* reported on stderr, the worker carries on */
         } else if (pool_kind == TK_POOL_THREADS) {
             assert_int_equal(atomic_load(&init_calls), 2);
         }
@@ -649,10 +558,10 @@ static int sc_pool_submit(void)
     tk_future *g = hold_worker(p);
     tk_args *a = tk_args_of("ii", 1, 2);
     tk_kwargs *k = tk_kwargs_of("add:i", 3);
-    arm();
+    tt_arm();
     tk_future *f = tk_pool_submit(p, task_sum, a, k);
-    disarm();
-    int rc = ctor_rc(f);
+    tt_disarm();
+    int rc = tt_ctor_rc(f);
     release_worker(g);
     if (f) {
         const tk_args *res = NULL;
@@ -687,10 +596,10 @@ static int sc_pool_map(void)
         items[i] = tk_args_of("i", i);
         results[i] = (tk_args *)1;
     }
-    arm();
+    tt_arm();
     int rc = map_chunk ? tk_pool_map_ex(p, task_double, items, MAP_N, results, map_chunk)
                        : tk_pool_map(p, task_double, items, MAP_N, results);
-    disarm();
+    tt_disarm();
     int failed = 0;
     for (int i = 0; i < MAP_N; i++) {
         if (results[i]) {
@@ -711,9 +620,9 @@ static int sc_pool_map(void)
             char want[64];
             snprintf(want, sizeof want, "(status %d)", TK_ENOMEM);
             assert_true(strstr(tk_last_error(), want) != NULL);
-            rc = FAULT_ELSEWHERE; /* the worker's result bag */
+            rc = TT_FAULT_ELSEWHERE; /* the worker's result bag */
         } else {
-            deviation("tk_pool_map(processes): out of memory decoding a result in the caller "
+            tt_deviation("tk_pool_map(processes): out of memory decoding a result in the caller "
                       "gave TK_ETASK (%s), not TK_ENOMEM", tk_last_error());
             rc = TK_ENOMEM;
             tk__error(TK_ENOMEM, "out of memory (reported as: TK_ETASK)");
@@ -744,9 +653,9 @@ static int sc_add_done_callback_pending(void)
     assert_non_null(f);
     static int one = 1, ten = 10;
     assert_int_equal(tk_future_add_done_callback(f, cb_count, &ten), 0);
-    arm();
+    tt_arm();
     int rc = tk_future_add_done_callback(f, cb_count, &one);
-    disarm();
+    tt_disarm();
     release_worker(g);
     assert_int_equal(tk_future_wait(f, 30), 0);
     tk_pool_free(p); /* callbacks have run once the pool is joined */
@@ -764,9 +673,9 @@ static int sc_add_done_callback_done(void)
     assert_non_null(f);
     assert_int_equal(tk_future_wait(f, 30), 0);
     static int one = 1;
-    arm();
+    tt_arm();
     int rc = tk_future_add_done_callback(f, cb_count, &one);
-    disarm();
+    tt_disarm();
     assert_int_equal(atomic_load(&cb_calls), rc == 0 ? 1 : 0);
     assert_int_equal(tk_future_add_done_callback(f, cb_count, &one), 0); /* still works */
     assert_int_equal(atomic_load(&cb_calls), rc == 0 ? 2 : 1);
@@ -784,7 +693,7 @@ static void pool_sweeps(tk_pool_kind kind)
 #define SWEEP(label, fn, check)                                                \
     do {                                                                       \
         snprintf(name, sizeof name, "%s(%s)", label, kn);                      \
-        pts = fault_sweep(name, fn);                                           \
+        pts = tt_fault_sweep(name, fn);                                           \
         assert_true(check);                                                    \
     } while (0)
     SWEEP("tk_pool_new", sc_pool_new, pts >= 2);
@@ -829,6 +738,6 @@ int main(void)
     };
     int rc = cmocka_run_group_tests_name("faults_queue", tests, NULL, NULL);
     printf("faults_queue: %ld allocation failures injected (%ld hit a pool worker), "
-           "%ld deviation(s)\n", total_faults, total_elsewhere, deviations);
+           "%ld deviation(s)\n", tt_total_faults, tt_total_elsewhere, tt_deviations);
     return rc;
 }
