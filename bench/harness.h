@@ -40,7 +40,7 @@
 #include <unistd.h>
 
 #define BH_MAX_SIDES 6
-#define BH_MAX_ROUNDS 31
+#define BH_MAX_ROUNDS 61
 
 enum bh_unit { BH_NS, BH_BYTES, BH_COUNT };
 
@@ -388,6 +388,30 @@ static inline void bh_row(const char *row, struct bh_side *sides, int ns)
         bh_emit(row, i == 0, sides[i].impl, BH_NS, st[i].median, st[i].min, st[i].max,
                 bh.rounds, ratio, sides[i].max_ratio, st[i].ok ? NULL : sides[i].missing);
     }
+}
+
+/*
+ * A timed row in more rounds: 5x as many (61 at most), each 1/split as
+ * long. For starting threads and processes, whose cost on a virtual
+ * machine comes in modes that last tens of milliseconds (how the host
+ * schedules the vCPUs: a thread start is ~30 us in one, ~65 us in the
+ * other). A 20 ms round mostly sits in one mode, so with 15 rounds the two
+ * sides' medians could land in different modes and the thread ratio swung
+ * between 1.0x and 1.3x from run to run, while starts interleaved one by
+ * one differed by 3%. Threads use short rounds (split 5), which sample the
+ * modes alike for every side; process starts keep 20 ms rounds (split 1:
+ * a 4 ms round holds only a few forks, and per-round costs then dominate)
+ * and gain only the rounds.
+ */
+static inline void bh_row_more(const char *row, struct bh_side *sides, int ns, int split)
+{
+    int rounds = bh.rounds;
+    double round_ns = bh.round_ns;
+    bh.rounds = rounds * 5 > BH_MAX_ROUNDS ? BH_MAX_ROUNDS : rounds * 5;
+    bh.round_ns = round_ns / split;
+    bh_row(row, sides, ns);
+    bh.rounds = rounds;
+    bh.round_ns = round_ns;
 }
 
 /* An untimed figure (bytes, counts): median/min/max of values measured

@@ -153,7 +153,7 @@ int main(void)
         {.impl = "Python Process (fork)", .peer = "py process"},
     };
     bh_section("Processes");
-    bh_row("process new+start+join+free", sides, 3);
+    bh_row_more("process new+start+join+free", sides, 3, 1);
 
     /* Start time grows with the page tables fork copies: touch the memory. */
     static const int mib[] = {0, 64, 256, 1024};

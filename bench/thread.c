@@ -198,7 +198,7 @@ int main(void)
         {.impl = "Python Thread start+join", .peer = "py thread"},
     };
     bh_section("Threads");
-    bh_row("thread new+start+join+free", sides, 4);
+    bh_row_more("thread new+start+join+free", sides, 4, 5);
 
     static const long live[] = {0, 10, 100, 1000};
     bh_curve_begin("thread_start_vs_live", "Thread start+join vs live threads",
