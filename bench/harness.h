@@ -392,7 +392,9 @@ static inline void bh_row(const char *row, struct bh_side *sides, int ns)
 
 /*
  * A timed row in more rounds: 5x as many (61 at most), each 1/split as
- * long. For starting threads and processes, whose cost on a virtual
+ * long. For costs that come in modes on a virtual machine (thread and
+ * process starts, contended locks, tiny pool tasks). Thread and process
+ * starts, for instance: their cost on a virtual
  * machine comes in modes that last tens of milliseconds (how the host
  * schedules the vCPUs: a thread start is ~30 us in one, ~65 us in the
  * other). A 20 ms round mostly sits in one mode, so with 15 rounds the two
