@@ -794,3 +794,37 @@ tk_kwargs *tk_kwargs_of(const char *fmt, ...)
     }
     return k;
 }
+
+/* ------------------------------------------------------------ shared empties */
+
+/* Never modified, shared by every thread (const operations on one bag may
+ * run concurrently): the bags lent to targets and tasks called without
+ * args or kwargs, and the result of tasks that returned no values, so none
+ * costs an allocation for them. Made on first use; an allocation failure is
+ * retried next time rather than remembered. */
+static _Atomic(tk_args *) empty_args;
+static _Atomic(tk_kwargs *) empty_kwargs;
+
+const tk_args *tk__empty_args(void)
+{
+    tk_args *a = atomic_load_explicit(&empty_args, memory_order_acquire), *none = NULL;
+    if (a || !(a = tk_args_new()))
+        return a;
+    if (!atomic_compare_exchange_strong(&empty_args, &none, a)) {
+        tk_args_free(a);
+        a = none;
+    }
+    return a;
+}
+
+const tk_kwargs *tk__empty_kwargs(void)
+{
+    tk_kwargs *k = atomic_load_explicit(&empty_kwargs, memory_order_acquire), *none = NULL;
+    if (k || !(k = tk_kwargs_new()))
+        return k;
+    if (!atomic_compare_exchange_strong(&empty_kwargs, &none, k)) {
+        tk_kwargs_free(k);
+        k = none;
+    }
+    return k;
+}

@@ -59,6 +59,11 @@ struct tk_kwargs {
     struct tk__bag b;
 };
 
+/* Shared, never-modified empty bags, lent where a caller passed NULL (NULL
+ * only when out of memory, the last error then says so). */
+const tk_args *tk__empty_args(void);
+const tk_kwargs *tk__empty_kwargs(void);
+
 /* The index of key in b, or -1. */
 ptrdiff_t tk__bag_find(const struct tk__bag *b, const char *key);
 

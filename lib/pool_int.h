@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdalign.h>
 
+#include "args_int.h"
 #include "internal.h"
 #include "taskkit/pool.h"
 
@@ -85,9 +86,6 @@ int tk__future_wait(tk_future *f, unsigned flags, const tk__deadline *d);
  * goes (or either when cancelled). */
 void tk__future_drop_inputs(tk_future *f);
 
-/* Shared, never-modified empty bags (NULL only when out of memory). */
-const tk_args *tk__empty_args(void);
-const tk_kwargs *tk__empty_kwargs(void);
 
 /* Runs a future's task (or chunk) in this process and finishes it. */
 void tk__future_run(tk_future *f, tk_args **scratch);

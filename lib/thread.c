@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "args_int.h"
 #include "internal.h"
 #include "thread_int.h"
 #include "taskkit/args.h"
@@ -495,10 +496,10 @@ static tk_thread *thread_create(int kind, const char *who, tk_target target,
         tk__error(TK_EINVAL, "%s: target must not be NULL", who);
         goto fail;
     }
-    /* The target always gets bags, never NULL. */
-    if (!args && !(args = tk_args_new()))
-        goto fail;
-    if (!kwargs && !(kwargs = tk_kwargs_new()))
+    /* The target always gets bags, never NULL: for a NULL one it borrows
+     * the shared empty bag (no allocation, and nothing for the new thread
+     * to free: both are a measurable part of a start). */
+    if ((!args && !tk__empty_args()) || (!kwargs && !tk__empty_kwargs()))
         goto fail;
     if (!(t = handle_new(kind)))
         goto fail;
@@ -607,7 +608,8 @@ static int run_target(tk_thread *t)
         if (sleep_until(&t->stop, &d) == TK_ECANCELED)
             return TK_ECANCELED; /* cancelled: the target never runs */
     }
-    int r = t->target(t->args, t->kwargs);
+    int r = t->target(t->args ? t->args : tk__empty_args(),
+                      t->kwargs ? t->kwargs : tk__empty_kwargs());
     if (r < 0)
         report_failure(t);
     return r;
