@@ -410,7 +410,9 @@ static inline void bh_row_more(const char *row, struct bh_side *sides, int ns, i
     int rounds = bh.rounds;
     double round_ns = bh.round_ns;
     bh.rounds = rounds * 5 > BH_MAX_ROUNDS ? BH_MAX_ROUNDS : rounds * 5;
-    bh.round_ns = round_ns / split;
+    /* Never below 4 ms: shorter rounds (BENCH_QUICK) hold too few
+     * operations, and one slow outlier then decides a round. */
+    bh.round_ns = round_ns / split > 4e6 ? round_ns / split : (round_ns < 4e6 ? round_ns : 4e6);
     bh_row(row, sides, ns);
     bh.rounds = rounds;
     bh.round_ns = round_ns;
