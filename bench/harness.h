@@ -412,7 +412,8 @@ static inline void bh_row_more(const char *row, struct bh_side *sides, int ns, i
     bh.rounds = rounds * 5 > BH_MAX_ROUNDS ? BH_MAX_ROUNDS : rounds * 5;
     /* Never below 4 ms: shorter rounds (BENCH_QUICK) hold too few
      * operations, and one slow outlier then decides a round. */
-    bh.round_ns = round_ns / split > 4e6 ? round_ns / split : (round_ns < 4e6 ? round_ns : 4e6);
+    double shorter = round_ns / split, floor_ns = round_ns < 4e6 ? round_ns : 4e6;
+    bh.round_ns = shorter > floor_ns ? shorter : floor_ns;
     bh_row(row, sides, ns);
     bh.rounds = rounds;
     bh.round_ns = round_ns;

@@ -270,14 +270,8 @@ static enum recv_mode first_mode(const tk__deadline *d)
 {
     if (d->kind == TK__DL_POLL || tk__stop_pending())
         return RECV_NOWAIT;
-    if (d->kind == TK__DL_AT) {
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        double left = (double)(d->at.tv_sec - now.tv_sec) +
-                      (double)(d->at.tv_nsec - now.tv_nsec) * 1e-9;
-        if (left < CONN_TICK_US * 1e-6)
-            return RECV_NOWAIT;
-    }
+    if (d->kind == TK__DL_AT && tk__deadline_ms(d) <= CONN_TICK_US / 1000)
+        return RECV_NOWAIT; /* ms round up: at most a tick left */
     return RECV_TICK;
 }
 
