@@ -9,7 +9,12 @@
  * TK_SHARED queue or a pipe (tk_conn); the raw side writes and reads 64-byte
  * records on pipe(2); Python's multiprocessing.Queue and Pipe are
  * bench/peers.py ("queue_oneway" ...).
+ *
+ * The pipe rows also time the same raw loops on an AF_UNIX SOCK_SEQPACKET
+ * socketpair, the transport under tk_conn (no target): its ratio is what
+ * tk_conn adds, and its distance from the raw pipe is the kernel's.
  */
+#include <sys/socket.h>
 #include <taskkit.h>
 
 #include "harness.h"
@@ -50,6 +55,15 @@ static void get_raw(int fd)
     }
 }
 
+/* The raw sides' channel: pipe(2), or with a non-NULL ctx a socketpair of
+ * that type (read from [0], written to [1], as a pipe). */
+static void raw_channel(void *ctx, int fd[2])
+{
+    int r = ctx ? socketpair(AF_UNIX, *(int *)ctx, 0, fd) : pipe(fd);
+    if (r != 0)
+        bh_die("pipe failed");
+}
+
 static pid_t fork_child(void)
 {
     fflush(NULL);
@@ -69,9 +83,7 @@ static void reap(pid_t pid)
 static double raw_oneway(void *ctx, long n)
 {
     int fd[2];
-    (void)ctx;
-    if (pipe(fd) != 0)
-        bh_die("pipe failed");
+    raw_channel(ctx, fd);
     pid_t pid = fork_child();
     if (pid == 0) {
         close(fd[0]);
@@ -93,9 +105,8 @@ static double raw_oneway(void *ctx, long n)
 static double raw_pingpong(void *ctx, long n)
 {
     int there[2], back[2];
-    (void)ctx;
-    if (pipe(there) != 0 || pipe(back) != 0)
-        bh_die("pipe failed");
+    raw_channel(ctx, there);
+    raw_channel(ctx, back);
     pid_t pid = fork_child();
     if (pid == 0) {
         close(there[1]);
@@ -271,6 +282,7 @@ int main(void)
 {
     bh_init("queue");
     memset(payload, 'x', sizeof payload);
+    static int seqpacket = SOCK_SEQPACKET;
     struct bh_side queue_one[] = {
         {.impl = "libtaskkit TK_SHARED queue", .timed = TK_ONLY(tk_queue_oneway)},
         {.impl = "raw pipe", .timed = raw_oneway, .max_ratio = 1.0},
@@ -279,6 +291,7 @@ int main(void)
     struct bh_side pipe_one[] = {
         {.impl = "libtaskkit pipe (tk_conn)", .timed = TK_ONLY(tk_pipe_oneway)},
         {.impl = "raw pipe", .timed = raw_oneway, .max_ratio = 1.0},
+        {.impl = "raw AF_UNIX seqpacket", .timed = raw_oneway, .ctx = &seqpacket},
         {.impl = "Python mp.Pipe", .peer = "py pipe_oneway"},
     };
     struct bh_side queue_pp[] = {
@@ -289,12 +302,13 @@ int main(void)
     struct bh_side pipe_pp[] = {
         {.impl = "libtaskkit pipe (tk_conn)", .timed = TK_ONLY(tk_pipe_pingpong)},
         {.impl = "raw pipe", .timed = raw_pingpong, .max_ratio = 1.5},
+        {.impl = "raw AF_UNIX seqpacket", .timed = raw_pingpong, .ctx = &seqpacket},
         {.impl = "Python mp.Pipe", .peer = "py pipe_pingpong"},
     };
     bh_section("Queues and pipes between two processes, 64-byte messages");
     bh_row("one-way, queue: per message", queue_one, 3);
-    bh_row("one-way, pipe: per message", pipe_one, 3);
+    bh_row("one-way, pipe: per message", pipe_one, 4);
     bh_row("ping-pong, queue: per round trip", queue_pp, 3);
-    bh_row("ping-pong, pipe: per round trip", pipe_pp, 3);
+    bh_row("ping-pong, pipe: per round trip", pipe_pp, 4);
     return bh_finish();
 }
