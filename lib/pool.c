@@ -315,7 +315,7 @@ static bool spin_for_work(tk_pool *p, struct tk__tworker *w, long long *ended)
     int none = 0;
     if (!atomic_compare_exchange_strong(&p->spinning, &none, 1))
         return false;
-    bool seen = tk__spin(&w->spin, work_seen, p, ended);
+    bool seen = tk__spin_yielding(&w->spin, work_seen, p, ended);
     atomic_store(&p->spinning, 0);
     return seen;
 }

@@ -15,6 +15,7 @@
 #ifndef TK_SPIN_INT_H
 #define TK_SPIN_INT_H
 
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <time.h>
@@ -56,6 +57,33 @@ static inline bool tk__spin(atomic_int *budget, bool (*ready)(void *), void *arg
         }
         if ((t = tk__spin_now()) >= end)
             break;
+    }
+    *ended = t;
+    return ready(arg);
+}
+
+/* tk__spin() for a waiter whose wake-up would come from a thread that may
+ * share its CPU (a pool worker waiting for its submitter): between short
+ * bursts of watching it yields the CPU, so a spinning worker never holds
+ * back the very thread it waits for. Where threads outnumber CPUs (two
+ * workers and a submitter on two CPUs), a plain spin cost thread-pool
+ * batches twice their time in run-queue waits. */
+static inline bool tk__spin_yielding(atomic_int *budget, bool (*ready)(void *), void *arg,
+                                     long long *ended)
+{
+    int b = atomic_load_explicit(budget, memory_order_relaxed);
+    if (b < TK__SPIN_MIN_NS)
+        b = TK__SPIN_MIN_NS;
+    long long end = tk__spin_now() + b, t = 0;
+    for (;;) {
+        for (int i = 0; i < 16; i++) {
+            if (ready(arg))
+                return true;
+            tk__cpu_relax();
+        }
+        if ((t = tk__spin_now()) >= end)
+            break;
+        sched_yield();
     }
     *ended = t;
     return ready(arg);
