@@ -152,7 +152,7 @@ struct tk_pool {
     atomic_int nparked;     /* thread pools: how many are on `parked` */
 
     /* Thread pools: released futures kept for reuse (see pool.c). */
-    alignas(TK__CACHE_LINE) pthread_mutex_t fc_lock;
+    alignas(TK__CACHE_LINE) atomic_flag fc_lock; /* a spin lock: held for a pointer swap */
     /* The user's, the end-of-program snapshot's, and one per live future
      * of a thread pool (so its cache outlives the futures). */
     atomic_int refs;
