@@ -339,6 +339,72 @@ static void ping_pong_between_processes(void **state)
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
+/* Two receivers share one end (threads here; after a fork, processes do
+ * the same): each keeps its own hint of how many messages were taken
+ * (lib/conn.c), so one of them always lags. Every message must still be
+ * received once, and neither may wait for a message the other took. */
+#define SHARED_N 2000
+
+struct taker {
+    tk_conn *c;
+    int got[SHARED_N];
+    int n, rc;
+};
+
+static void *taker_main(void *arg)
+{
+    struct taker *t = arg;
+    for (;;) {
+        tk_args *m = NULL;
+        int64_t v = -1;
+        if ((t->rc = tk_conn_recv(t->c, &m, 30.0)) < 0)
+            return NULL;
+        tk_args_get_int(m, 0, &v);
+        tk_args_free(m);
+        if (v < 0)
+            return NULL; /* the end marker */
+        t->got[t->n++] = (int)v;
+    }
+}
+
+static void shared_end_receives_each_once(void **state)
+{
+    (void)state;
+    tk_conn *r, *w;
+    assert_int_equal(tk_pipe_new(&r, &w, false), 0);
+    static struct taker t[2];
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        t[i] = (struct taker){.c = r};
+        pthread_create(&th[i], NULL, taker_main, &t[i]);
+    }
+    for (int64_t v = 0; v < SHARED_N; v++) {
+        tk_args *m = tk_args_of("l", v);
+        assert_int_equal(tk_conn_send(w, m), 0);
+        tk_args_free(m);
+        if (v % 97 == 0)
+            usleep(200); /* let the receivers run dry now and then */
+    }
+    for (int i = 0; i < 2; i++) {
+        tk_args *end = tk_args_of("l", (int64_t)-1);
+        assert_int_equal(tk_conn_send(w, end), 0);
+        tk_args_free(end);
+    }
+    static char seen[SHARED_N];
+    memset(seen, 0, sizeof seen);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(t[i].rc, 0);
+        for (int k = 0; k < t[i].n; k++) {
+            assert_in_range(t[i].got[k], 0, SHARED_N - 1);
+            assert_int_equal(seen[t[i].got[k]]++, 0);
+        }
+    }
+    assert_int_equal(t[0].n + t[1].n, SHARED_N);
+    tk_conn_close(r);
+    tk_conn_close(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -353,6 +419,7 @@ int main(void)
         cmocka_unit_test(stop_interrupts_recv_early),
         cmocka_unit_test(recv_outlasting_the_first_tick),
         cmocka_unit_test(ping_pong_between_processes),
+        cmocka_unit_test(shared_end_receives_each_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

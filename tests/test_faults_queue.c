@@ -396,10 +396,11 @@ static int sc_conn_recv_large(void)
 static void pipe_allocation_points(void **state)
 {
     (void)state;
+    /* The two ends and this process's hold on their shared page. */
     pipe_duplex = true;
-    assert_int_equal(tt_fault_sweep("tk_pipe_new(duplex)", sc_pipe_new), 2);
+    assert_int_equal(tt_fault_sweep("tk_pipe_new(duplex)", sc_pipe_new), 3);
     pipe_duplex = false;
-    assert_int_equal(tt_fault_sweep("tk_pipe_new(one-way)", sc_pipe_new), 2);
+    assert_int_equal(tt_fault_sweep("tk_pipe_new(one-way)", sc_pipe_new), 3);
     conn_size = 0; /* encoded on the stack: no allocation */
     assert_int_equal(tt_fault_sweep("tk_conn_send(small)", sc_conn_send), 0);
     conn_size = BIG;
