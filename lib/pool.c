@@ -6,7 +6,9 @@
  * any lock; workers pop under the pool's adaptive mutex) and N worker
  * threads. The hot path makes no system call while the workers are busy:
  * a worker that runs out of work first spins for a few microseconds
- * watching the queue (one worker at a time), and only then parks (pushes
+ * watching the queue (one worker at a time, yielding the CPU between
+ * short bursts, since with its submitters the pool has more threads than
+ * CPUs), and only then parks (pushes
  * itself on the parked stack and sleeps on its own futex word). A
  * submitter wakes a worker only when none spins and one is parked, and
  * takes it off the stack under the lock, so a burst of submits wakes each
