@@ -360,7 +360,7 @@ static int recv_frame(tk_conn *c, const tk__deadline *d, const unsigned char **e
         c->taken = atomic_load_explicit(w.sent, memory_order_acquire);
     else if (n > 0)
         c->taken++;
-    if (ended >= 0 && n != TK_EAGAIN)
+    if (ended >= 0) /* a tick that ran out counts as a long wait */
         tk__spin_learn(&c->spin, ended);
     while (n == TK_EAGAIN) {
         int r = wait_readable(c, d, "recv");
