@@ -40,13 +40,12 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <stdatomic.h>
-#include <sys/mman.h>
 
 #include "args_int.h"
 #include "internal.h"
