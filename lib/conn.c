@@ -1,50 +1,69 @@
 /*
  * conn.c - pipes: two connected ends exchanging whole tk_args messages.
  *
- * Both kinds of pipe are an AF_UNIX SOCK_SEQPACKET socketpair: sends use
- * MSG_NOSIGNAL, so a vanished peer is an EPIPE (TK_ECLOSED) and never a
- * SIGPIPE, and a one-way pipe simply shuts down the unused directions.
+ * Messages travel through rings in memory both processes share, one ring
+ * per direction; a socketpair only tells each end whether the other is
+ * still there. Why not send the messages through the socket (as this file
+ * did first): a socket send and a receive are a system call each, and on
+ * a VM a system call costs about a microsecond, more than copying a small
+ * message in and out of shared memory many times over. A message in a ring
+ * costs its sender one system call (the peer check below) and a busy
+ * receiver none.
  *
- * Why SEQPACKET rather than a byte stream: a record arrives whole in one
- * recv, so a small message costs one system call on each side *and*
- * nothing is ever read ahead into a private buffer. That keeps
- * tk_conn_fileno() honest: the descriptor is readable exactly when a
- * message is waiting.
+ * The socketpair: no data ever crosses it. A pipe end is gone when every
+ * process holding its socket has closed it or died, which is exactly when
+ * the other end's socket reads end of file; the kernel knows it without
+ * the ends' cooperation, so a crashed peer is seen like a closed one.
+ *   - A send first checks its peer (recv with MSG_PEEK | MSG_DONTWAIT: end
+ *     of file means gone) and fails TK_ECLOSED instead of writing into a
+ *     ring nobody will read. No SIGPIPE can arise: nothing is written.
+ *   - A receiver that finds its ring empty sleeps in poll on the socket
+ *     (end of file wakes it) and its ring's eventfd (a sender rings it).
  *
- * Waiting: a receive that may block calls a blocking recv straight away,
- * on a socket whose SO_RCVTIMEO is CONN_TICK. A message that arrives within
- * the tick costs one system call and a direct wake-up (polling first, the
- * socket plus the stop descriptor, made a ping-pong round trip a third
- * slower). A recv the tick ends, or a signal interrupts, looks at the
- * thread's stop request and the deadline, then waits in poll as any other
- * cancellation point: a stop takes effect within the tick, and an idle
- * receiver does not wake periodically.
+ * A ring (struct conn_dir) is a byte ring between positions that only
+ * grow: senders publish `wpos`, receivers publish `rpos`. One sender at a
+ * time writes (the send token, a robust process-shared mutex) and one
+ * receiver at a time reads (the receive token), so between the two token
+ * holders the ring is single-producer single-consumer and lock-free. A
+ * message is a 4-byte length and its tk_args encoding. One that fits is
+ * published whole in one store, so a receiver sees whole messages or
+ * none; a longer one streams through in pieces, its sender and receiver
+ * taking turns.
  *
- * Spinning first: a receive that finds no message watches, for a few
- * microseconds (spin_int.h), a count of the messages sent its way that
- * the sending end bumps after each message, in a page both processes
- * share. A receiver that catches the next message this way takes it with
- * one recv and never sleeps, so its sender's sendmsg has nobody to wake:
- * on a VM a sleep and its wake-up cost more than the message (a pipe
- * ping-pong took 5-100 us a round trip without it). The count is only a
- * hint, the socket stays the truth: a message the count did not announce
- * (a sender that died between its send and the bump, two receivers on one
- * end) costs a spin that times out, never a lost or invented message, and
- * fileno, end of file and EPIPE work as before.
+ * Wake-ups: a receiver about to sleep counts itself in `sleepers` and
+ * re-checks the ring; a sender publishes and then rings the eventfd if
+ * anyone sleeps (both orders sequentially consistent, so one of the two
+ * sees the other). A sender that finds no room counts itself in
+ * `room_waiters` and sleeps on the futex word `room_seq`, which a
+ * receiver bumps after taking. A receive that finds nothing first watches
+ * the ring for a few microseconds (spin_int.h): a busy pair then never
+ * sleeps, and its senders have nobody to wake.
  *
- * Framing: a message is its tk_args encoding preceded by a 4-byte
- * little-endian length. It travels as records of at most CONN_RECORD bytes:
- * the first carries the length and the start of the encoding, the rest
- * carry exactly min(CONN_RECORD, remaining) bytes each, so the receiver
- * always knows the size of the next record and can check it.
+ * tk_conn_fileno: a readable end answers an epoll descriptor, made on the
+ * first call, that watches the eventfd and the socket. From then on every
+ * send to that end rings the eventfd, and a receive that empties the ring
+ * resets it, so the descriptor is readable while a message waits or at
+ * end of file. As with select(2) on a socket, it can be readable
+ * spuriously for a moment (a ring that arrives after its message was
+ * taken): an event loop receives with a timeout of 0.
+ *
+ * A process that dies holding a token in the middle of a message leaves
+ * the ring half written or half read: the next holder of that token gets
+ * EOWNERDEAD, sees the message was unfinished, and marks the direction
+ * broken; every later send or receive on it fails TK_EBROKEN instead of
+ * reading garbage.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "args_int.h"
@@ -52,44 +71,74 @@
 #include "spin_int.h"
 #include "taskkit/queue.h"
 
-#define CONN_RECORD ((size_t)32768)
-/* How long a receive blocks in recv before it turns to poll (see above). */
-#define CONN_TICK_US 5000
+/* Bytes of ring per direction (a power of two). Pages are only backed as
+ * the ring wraps through them. */
+#define CONN_RING ((uint64_t)1 << 17)
 /* Larger messages are refused: a corrupt or hostile length must not make
  * the receiver allocate without bound. */
 #define CONN_MAX_MESSAGE ((size_t)1 << 30)
+/* A sender waiting for room re-checks that its peer is there this often. */
+#define CONN_ROOM_TICK_NS 20000000LL
+/* A send checks its peer unless a check this recent found it there. */
+#define CONN_CHECK_NS 50000LL
+/* Messages up to this size are copied through the stack: no allocation
+ * per message for the small messages pipes mostly carry. */
+#define CONN_STACK_MESSAGE 4096
 
-/* The page the two ends share (MAP_SHARED, so a fork shares it too): for
- * each end, how many messages were sent to it. Each count has its own
- * cache line, as its writer and reader differ. */
-struct conn_page {
-    struct {
-        _Alignas(64) atomic_uint n;
-    } sent_to[2];
+struct conn_dir {
+    /* Each group on its own cache line, by who writes it: on a VM a line
+     * that moves between CPUs for every message costs more than the copy. */
+    _Alignas(64) pthread_mutex_t send_token;
+    uint32_t send_partial; /* the holder is mid-message */
+    _Alignas(64) pthread_mutex_t recv_token;
+    uint32_t recv_partial;
+    /* Read with every message, written rarely. */
+    _Alignas(64) _Atomic uint32_t broken;
+    _Atomic uint32_t fileno_mode;  /* ring the eventfd for every message */
+    _Atomic uint32_t sleepers;     /* receivers waiting for the eventfd */
+    _Atomic uint32_t room_waiters; /* senders waiting on room_seq */
+    _Alignas(64) _Atomic uint64_t wpos; /* bytes published by senders */
+    _Alignas(64) _Atomic uint64_t rpos; /* bytes taken by receivers */
+    _Atomic uint32_t room_seq;          /* futex word, bumped after a take */
+    _Alignas(64) unsigned char data[CONN_RING];
 };
 
-/* This process's hold on the page: both ends of a pair point at it, the
- * last one closed unmaps it. */
+/* The mapping both ends share (MAP_SHARED, so a fork shares it too):
+ * dir[i] carries the messages sent to end i. */
+struct conn_page {
+    struct conn_dir dir[2];
+    _Alignas(64) _Atomic uint32_t closes; /* bumped by tk_conn_close */
+};
+
+/* This process's hold on the mapping and the eventfds: both ends of a pair
+ * point at it, the last one closed releases it. */
 struct conn_pair {
     atomic_int refs;
     struct conn_page *page;
+    int efd[2]; /* rung for messages to end i (-1 when nothing goes that way) */
 };
 
 struct tk_conn {
-    int fd;
-    int side; /* 0 for the first end of the pair, 1 for the second */
+    int fd; /* this end's socket: end of file there means the peer is gone */
+    int side;
     bool readable, writable;
     struct conn_pair *pair;
-    unsigned taken;  /* sent_to[side] when this end last found it all taken */
-    atomic_int spin; /* receive spin budget (spin_int.h) */
-    pthread_mutex_t send_lock; /* a message's records must not interleave */
-    pthread_mutex_t recv_lock; /* ... nor be split between two receivers */
-    unsigned char *rbuf;       /* CONN_RECORD bytes, made on the first recv */
+    struct conn_dir *rx, *tx; /* rings to and from this end, or NULL */
+    int rx_efd, tx_efd;
+    /* The last peer check (send token held): when, and what it had seen
+     * of the two events that make a send check at once. */
+    long long checked_at;
+    unsigned ended_seen;
+    uint32_t closes_seen;
+    /* Last seen rpos (send token held) and wpos: bounds that only grow,
+     * so the other side's line is read again only when they fall short. */
+    uint64_t seen_rpos;
+    _Atomic uint64_t seen_wpos;
+    atomic_int spin;      /* receive spin budget (spin_int.h) */
+    atomic_int spin_room; /* send spin budget while the ring is full */
+    pthread_mutex_t fileno_lock;
+    int epfd; /* made by tk_conn_fileno, else -1 */
 };
-
-/* Messages up to this size are encoded on the stack: no allocation per
- * send for the small messages pipes mostly carry. */
-#define CONN_STACK_MESSAGE 4096
 
 static void put_le32(unsigned char *p, uint32_t v)
 {
@@ -105,8 +154,22 @@ static uint32_t get_le32(const unsigned char *p)
            (uint32_t)p[3] << 24;
 }
 
-static tk_conn *conn_new(int fd, int side, bool readable, bool writable,
-                         struct conn_pair *pair)
+/* -------------------------------------------------------------- setup */
+
+static int dir_init(struct conn_dir *d)
+{
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    int r = pthread_mutex_init(&d->send_token, &a);
+    if (r == 0 && (r = pthread_mutex_init(&d->recv_token, &a)) != 0)
+        pthread_mutex_destroy(&d->send_token);
+    pthread_mutexattr_destroy(&a);
+    return r;
+}
+
+static tk_conn *conn_new(int fd, int side, bool duplex, struct conn_pair *pair)
 {
     tk_conn *c = tk__calloc(1, sizeof *c);
     if (!c)
@@ -114,11 +177,25 @@ static tk_conn *conn_new(int fd, int side, bool readable, bool writable,
     c->fd = fd;
     c->side = side;
     c->pair = pair;
-    c->readable = readable;
-    c->writable = writable;
-    pthread_mutex_init(&c->send_lock, NULL);
-    pthread_mutex_init(&c->recv_lock, NULL);
+    /* Python's Pipe(False): the first end receives, the second sends. */
+    c->readable = duplex || side == 0;
+    c->writable = duplex || side == 1;
+    c->rx = c->readable ? &pair->page->dir[side] : NULL;
+    c->tx = c->writable ? &pair->page->dir[1 - side] : NULL;
+    c->rx_efd = c->readable ? pair->efd[side] : -1;
+    c->tx_efd = c->writable ? pair->efd[1 - side] : -1;
+    c->epfd = -1;
+    pthread_mutex_init(&c->fileno_lock, NULL);
     return c;
+}
+
+static void pair_release(struct conn_pair *p)
+{
+    munmap(p->page, sizeof *p->page);
+    for (int i = 0; i < 2; i++)
+        if (p->efd[i] >= 0)
+            close(p->efd[i]);
+    tk__free(p);
 }
 
 TK_API int tk_pipe_new(tk_conn **a, tk_conn **b, bool duplex)
@@ -130,41 +207,39 @@ TK_API int tk_pipe_new(tk_conn **a, tk_conn **b, bool duplex)
     if (!a || !b)
         return tk__error(TK_EINVAL, "tk_pipe_new: NULL output pointer");
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         return tk__os_error(errno, "cannot create a pipe (socketpair)");
-    if (!duplex) {
-        /* Python's Pipe(False): the first end receives, the second sends. */
-        shutdown(sv[0], SHUT_WR);
-        shutdown(sv[1], SHUT_RD);
-    }
-    struct timeval tick = {.tv_sec = 0, .tv_usec = CONN_TICK_US};
-    for (int i = 0; i < (duplex ? 2 : 1); i++) {
-        if (setsockopt(sv[i], SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof tick) < 0) {
-            int err = errno;
-            close(sv[0]);
-            close(sv[1]);
-            return tk__os_error(err, "cannot create a pipe (SO_RCVTIMEO)");
-        }
-    }
     struct conn_pair *pair = tk__calloc(1, sizeof *pair);
-    void *page = pair ? mmap(NULL, sizeof(struct conn_page), PROT_READ | PROT_WRITE,
-                             MAP_SHARED | MAP_ANONYMOUS, -1, 0)
-                      : MAP_FAILED;
     tk_conn *ca = NULL, *cb = NULL;
     int r = pair ? 0 : TK_ENOMEM;
-    if (pair && page == MAP_FAILED)
-        r = tk__os_error(errno, "cannot create a pipe (mmap)");
+    if (pair) {
+        pair->efd[0] = pair->efd[1] = -1;
+        void *m = mmap(NULL, sizeof(struct conn_page), PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) {
+            r = tk__os_error(errno, "cannot create a pipe (mmap)");
+            tk__free(pair);
+            pair = NULL;
+        } else {
+            pair->page = m;
+        }
+    }
+    for (int i = 0; r == 0 && i < (duplex ? 2 : 1); i++) {
+        int e = dir_init(&pair->page->dir[i]);
+        if (e != 0)
+            r = tk__os_error(e, "cannot create a pipe (mutex)");
+        else if ((pair->efd[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+            r = tk__os_error(errno, "cannot create a pipe (eventfd)");
+    }
     if (r == 0) {
-        pair->page = page;
         atomic_init(&pair->refs, 2);
-        ca = conn_new(sv[0], 0, true, duplex, pair);
-        cb = ca ? conn_new(sv[1], 1, duplex, true, pair) : NULL;
+        ca = conn_new(sv[0], 0, duplex, pair);
+        cb = ca ? conn_new(sv[1], 1, duplex, pair) : NULL;
         r = cb ? 0 : TK_ENOMEM;
     }
     if (r < 0) {
-        if (page != MAP_FAILED)
-            munmap(page, sizeof(struct conn_page));
-        tk__free(pair);
+        if (pair)
+            pair_release(pair);
         tk__free(ca);
         close(sv[0]);
         close(sv[1]);
@@ -175,48 +250,252 @@ TK_API int tk_pipe_new(tk_conn **a, tk_conn **b, bool duplex)
     return 0;
 }
 
-/* ------------------------------------------------------------------ send */
+/* ------------------------------------------------------------ helpers */
 
-/* Sends one record. Before the message's first byte (`cancellable`) a stop
- * may interrupt the wait for room; after it the message must go out whole,
- * so the wait is not cancellable. */
-static int send_record(tk_conn *c, struct iovec *iov, int niov, bool cancellable)
+static int closed_error(void)
 {
-    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)niov};
-    tk__deadline forever = {.kind = TK__DL_FOREVER};
+    return tk__error(TK_ECLOSED, "end of file: the other end of the connection is closed");
+}
+
+static int broken_error(void)
+{
+    return tk__error(TK_EBROKEN, "connection is broken: a process died in the middle of "
+                                 "a message");
+}
+
+/* True once every holder of the other end has closed it or died. */
+static bool peer_gone(const tk_conn *c)
+{
+    char b;
     for (;;) {
-        if (sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) >= 0)
-            return 0;
-        int err = errno;
-        if (err == EPIPE || err == ECONNRESET)
-            return tk__error(TK_ECLOSED, "broken pipe: the other end of the connection is closed");
-        if (err == EINTR)
+        ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
             continue;
-        if (err != EAGAIN && err != EWOULDBLOCK && err != ENOBUFS)
-            return tk__os_error(err, "cannot send on the connection");
-        struct pollfd pfd[2] = {{.fd = c->fd, .events = POLLOUT}};
-        int r = tk__wait_fds(pfd, 1, cancellable ? TK__WAIT_CANCEL : 0, &forever);
-        if (r == TK_ECANCELED)
-            return tk__error(r, "send interrupted: a stop was requested");
-        if (r < 0)
-            return r;
+        return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
     }
 }
 
+/* Send token held: is the peer gone? A system call costs more than a
+ * small message, so a check is good for CONN_CHECK_NS: a send that starts
+ * later than that after the peer vanished always fails, one that starts
+ * sooner may succeed, as one a moment earlier would have. Two events make
+ * the next send check at once: any end of this pipe closed (the count in
+ * the shared page), and this process reaping a child (tk__children_ended),
+ * so a parent that has joined its child never sends into the void. */
+static bool send_peer_gone(tk_conn *c)
+{
+    long long now = tk__spin_now();
+    unsigned ended = atomic_load_explicit(&tk__children_ended, memory_order_acquire);
+    uint32_t closes = atomic_load(&c->pair->page->closes);
+    if (c->checked_at && now - c->checked_at < CONN_CHECK_NS && ended == c->ended_seen &&
+        closes == c->closes_seen)
+        return false;
+    if (peer_gone(c))
+        return true;
+    c->checked_at = now;
+    c->ended_seen = ended;
+    c->closes_seen = closes;
+    return false;
+}
+
+static void ring_bell(int efd)
+{
+    uint64_t one = 1;
+    while (write(efd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
+}
+
+static void reset_bell(int efd)
+{
+    uint64_t v;
+    while (read(efd, &v, sizeof v) < 0 && errno == EINTR)
+        ;
+}
+
+/* Takes a token. A holder that died mid-message breaks the direction. */
+static void token_lock(struct conn_dir *d, pthread_mutex_t *m, uint32_t *partial, int efd)
+{
+    int r = EBUSY;
+    for (int i = 0; i < 100 && r == EBUSY; i++) {
+        r = pthread_mutex_trylock(m);
+        if (r == EBUSY)
+            tk__cpu_relax();
+    }
+    if (r == EBUSY)
+        r = pthread_mutex_lock(m);
+    if (r == EOWNERDEAD) {
+        if (*partial) {
+            atomic_store(&d->broken, 1);
+            ring_bell(efd); /* sleeping receivers see it */
+            *partial = 0;
+        }
+        pthread_mutex_consistent(m);
+    } else if (r != 0) {
+        tk__panic("tk_conn: cannot lock a pipe token (%d)", r);
+    }
+}
+
+static void ring_copy_in(struct conn_dir *d, uint64_t pos, const unsigned char *src, size_t n)
+{
+    size_t at = (size_t)(pos & (CONN_RING - 1));
+    size_t first = CONN_RING - at < n ? (size_t)(CONN_RING - at) : n;
+    memcpy(d->data + at, src, first);
+    memcpy(d->data, src + first, n - first);
+}
+
+static void ring_copy_out(const struct conn_dir *d, uint64_t pos, unsigned char *dst, size_t n)
+{
+    size_t at = (size_t)(pos & (CONN_RING - 1));
+    size_t first = CONN_RING - at < n ? (size_t)(CONN_RING - at) : n;
+    if (dst) {
+        memcpy(dst, d->data + at, first);
+        memcpy(dst + first, d->data, n - first);
+    }
+}
+
+static uint64_t ring_used(struct conn_dir *d)
+{
+    return atomic_load(&d->wpos) - atomic_load(&d->rpos);
+}
+
+/* Send token held: free bytes, reading rpos only when the last value seen
+ * does not leave `need`. */
+static uint64_t tx_room(tk_conn *c, uint64_t need)
+{
+    uint64_t w = atomic_load_explicit(&c->tx->wpos, memory_order_relaxed);
+    if (CONN_RING - (w - c->seen_rpos) < need)
+        c->seen_rpos = atomic_load_explicit(&c->tx->rpos, memory_order_acquire);
+    return CONN_RING - (w - c->seen_rpos);
+}
+
+/* Whether more than `beyond` bytes wait, reading wpos only when the last
+ * value seen does not show them. */
+static bool rx_more_than(tk_conn *c, uint64_t beyond)
+{
+    uint64_t r = atomic_load_explicit(&c->rx->rpos, memory_order_acquire);
+    uint64_t w = atomic_load_explicit(&c->seen_wpos, memory_order_relaxed);
+    if (w > r && w - r > beyond)
+        return true;
+    w = atomic_load(&c->rx->wpos);
+    atomic_store_explicit(&c->seen_wpos, w, memory_order_relaxed);
+    return w - r > beyond;
+}
+
+/* ------------------------------------------------------------------ send */
+
+struct pos_watch {
+    _Atomic uint64_t *pos;
+    uint64_t seen;
+};
+
+static bool pos_moved(void *arg)
+{
+    struct pos_watch *w = arg;
+    return atomic_load_explicit(w->pos, memory_order_acquire) != w->seen;
+}
+
+/* Send token held: waits until `need` bytes are free. Before a message's
+ * first byte (`cancellable`) a stop may end the wait; after it the
+ * message must go out whole. A peer that goes away ends it too. */
+static int wait_room(tk_conn *c, uint64_t need, bool cancellable)
+{
+    struct conn_dir *d = c->tx;
+    bool spun = cancellable && tk__stop_pending();
+    long long ended = -1;
+    for (;;) {
+        if (tx_room(c, need) >= need)
+            break;
+        if (atomic_load(&d->broken))
+            return broken_error();
+        if (!spun) {
+            spun = true;
+            struct pos_watch w = {&d->rpos, atomic_load(&d->rpos)};
+            if (tk__spin(&c->spin_room, pos_moved, &w, &ended))
+                continue;
+        }
+        if (peer_gone(c))
+            return closed_error();
+        uint32_t seq = atomic_load(&d->room_seq);
+        atomic_fetch_add(&d->room_waiters, 1);
+        c->seen_rpos = atomic_load(&d->rpos);
+        if (tx_room(c, need) >= need) {
+            atomic_fetch_sub(&d->room_waiters, 1);
+            break;
+        }
+        tk__deadline tick = {.kind = TK__DL_AT};
+        clock_gettime(CLOCK_MONOTONIC, &tick.at);
+        long long ns = tick.at.tv_nsec + CONN_ROOM_TICK_NS;
+        tick.at.tv_sec += ns / 1000000000LL;
+        tick.at.tv_nsec = ns % 1000000000LL;
+        int r = tk__futex_wait(&d->room_seq, seq,
+                               TK__WAIT_SHARED | (cancellable ? TK__WAIT_CANCEL : 0u), &tick);
+        atomic_fetch_sub(&d->room_waiters, 1);
+        if (r == TK_ECANCELED)
+            return tk__error(r, "send interrupted: a stop was requested");
+        if (r == 0 && ended >= 0)
+            tk__spin_learn(&c->spin_room, ended);
+        ended = -1;
+    }
+    return 0;
+}
+
+/* After publishing up to `end`: wakes a receiver that sleeps or watches
+ * the eventfd. In fileno mode a receiver that has already taken the bytes
+ * needs no ring (one now would only make the descriptor readable with
+ * nothing to read). */
+static void after_publish(tk_conn *c, uint64_t end)
+{
+    struct conn_dir *d = c->tx;
+    if (atomic_load(&d->sleepers) ||
+        (atomic_load(&d->fileno_mode) && atomic_load(&d->rpos) < end))
+        ring_bell(c->tx_efd);
+}
+
+/* Send token held: writes the frame header and encoding. */
 static int send_frame(tk_conn *c, const unsigned char *enc, size_t len)
 {
+    struct conn_dir *d = c->tx;
     unsigned char hdr[4];
     put_le32(hdr, (uint32_t)len);
-    size_t first = len < CONN_RECORD - 4 ? len : CONN_RECORD - 4;
-    struct iovec iov[2] = {{hdr, 4}, {(void *)enc, first}};
-    int r = send_record(c, iov, 2, true);
-    for (size_t off = first; r == 0 && off < len;) {
-        size_t n = len - off < CONN_RECORD ? len - off : CONN_RECORD;
-        struct iovec one = {(void *)(enc + off), n};
-        r = send_record(c, &one, 1, false);
-        off += n;
+    uint64_t total = 4 + (uint64_t)len;
+    if (total <= CONN_RING) { /* whole, in one store */
+        int r = wait_room(c, total, true);
+        if (r < 0)
+            return r;
+        uint64_t w = atomic_load_explicit(&d->wpos, memory_order_relaxed);
+        ring_copy_in(d, w, hdr, 4);
+        ring_copy_in(d, w + 4, enc, len);
+        atomic_store(&d->wpos, w + total);
+        after_publish(c, w + total);
+        return 0;
     }
-    return r;
+    /* Streamed: the header goes with the first piece, so a receiver never
+     * sees part of a header. */
+    for (uint64_t off = 0; off < total;) {
+        int r = wait_room(c, off == 0 ? CONN_RING / 4 : 1, off == 0);
+        if (r < 0) {
+            if (off > 0) /* the receiver must not wait for the rest */
+                atomic_store(&d->broken, 1);
+            return r;
+        }
+        d->send_partial = 1;
+        uint64_t w = atomic_load_explicit(&d->wpos, memory_order_relaxed);
+        uint64_t n = tx_room(c, total - off);
+        if (n > total - off)
+            n = total - off;
+        uint64_t from = off;
+        if (from == 0) {
+            ring_copy_in(d, w, hdr, 4);
+            ring_copy_in(d, w + 4, enc, (size_t)n - 4);
+        } else {
+            ring_copy_in(d, w, enc + (from - 4), (size_t)n);
+        }
+        atomic_store(&d->wpos, w + n);
+        off += n;
+        after_publish(c, w + n);
+    }
+    d->send_partial = 0;
+    return 0;
 }
 
 TK_API int tk_conn_send(tk_conn *c, const tk_args *msg)
@@ -237,12 +516,15 @@ TK_API int tk_conn_send(tk_conn *c, const tk_args *msg)
     if (!enc)
         return TK_ENOMEM;
     tk__args_encode_to(msg, NULL, enc);
-    pthread_mutex_lock(&c->send_lock);
-    r = send_frame(c, enc, len);
-    pthread_mutex_unlock(&c->send_lock);
-    if (r == 0) /* after the send: a receiver that sees the bump finds it */
-        atomic_fetch_add_explicit(&c->pair->page->sent_to[1 - c->side].n, 1,
-                                  memory_order_release);
+    struct conn_dir *d = c->tx;
+    token_lock(d, &d->send_token, &d->send_partial, c->tx_efd);
+    if (atomic_load(&d->broken))
+        r = broken_error();
+    else if (send_peer_gone(c))
+        r = tk__error(TK_ECLOSED, "broken pipe: the other end of the connection is closed");
+    else
+        r = send_frame(c, enc, len);
+    pthread_mutex_unlock(&d->send_token);
     if (enc != small)
         tk__free(enc);
     return r;
@@ -250,148 +532,146 @@ TK_API int tk_conn_send(tk_conn *c, const tk_args *msg)
 
 /* ------------------------------------------------------------------ recv */
 
-static int closed_error(void)
+/* True once a message's header is in the ring. */
+static bool has_message(tk_conn *c)
 {
-    return tk__error(TK_ECLOSED, "end of file: the other end of the connection is closed");
+    return rx_more_than(c, 3);
 }
 
-/* Waits until the conn is readable (a record or end of file). */
-static int wait_readable(tk_conn *c, const tk__deadline *d, const char *what)
+/* Fileno mode: the eventfd must be readable exactly while a message waits
+ * (give or take a late ring). Resets it, then re-rings it if one does. */
+static void settle_bell(tk_conn *c)
 {
-    struct pollfd pfd[2] = {{.fd = c->fd, .events = POLLIN}};
-    int r = tk__wait_fds(pfd, 1, TK__WAIT_CANCEL, d);
-    if (r == TK_ETIMEDOUT)
-        return tk__error(r, "%s timed out", what);
-    if (r == TK_ECANCELED)
-        return tk__error(r, "%s interrupted: a stop was requested", what);
-    return r < 0 ? r : 1;
+    reset_bell(c->rx_efd);
+    if (has_message(c))
+        ring_bell(c->rx_efd);
 }
 
-enum recv_mode {
-    RECV_NOWAIT, /* TK_EAGAIN at once when no record is waiting */
-    RECV_TICK,   /* TK_EAGAIN after CONN_TICK_US without one, or on a signal */
-    RECV_BLOCK,  /* until a record or end of file */
-};
-
-/* Reads one record of at most `cap` bytes. Returns its length, 0 at end of
- * file, or a negative error. */
-static ssize_t recv_record(tk_conn *c, void *buf, size_t cap, enum recv_mode mode)
+/* Waits until a message's header is in the ring (1), the peer is gone with
+ * the ring empty (TK_ECLOSED, unreported), or the deadline or a stop
+ * (TK_ETIMEDOUT, TK_ECANCELED, unreported). `cancel` is false in the middle
+ * of a message, which must be taken whole. */
+static int wait_message(tk_conn *c, const tk__deadline *dl, bool cancel, uint64_t beyond)
 {
-    for (;;) {
-        ssize_t n = recv(c->fd, buf, cap, MSG_TRUNC | (mode == RECV_NOWAIT ? MSG_DONTWAIT : 0));
-        if (n >= 0) {
-            if ((size_t)n > cap)
-                return tk__error(TK_EDECODE, "malformed message on the connection: "
-                                             "record of %zd bytes exceeds %zu", n, cap);
-            return n;
-        }
-        int err = errno;
-        bool again = err == EAGAIN || err == EWOULDBLOCK;
-        if (mode == RECV_BLOCK && (again || err == EINTR))
-            continue;
-        if (again || err == EINTR)
-            return TK_EAGAIN; /* no record yet: the caller waits */
-        if (err == ECONNRESET)
-            return 0;
-        return tk__os_error(err, "cannot receive on the connection");
-    }
-}
-
-/* Collects the continuation records of a message whose first record held
- * `have` of its `total` bytes. They were sent right after the first one, so
- * blocking here is bounded by the sender's progress, and a dead sender ends
- * it with end of file. A NULL `dst` reads them into c->rbuf and drops them:
- * a message that cannot be kept must still leave the socket whole, or its
- * records would be taken for the next message's header. */
-static int recv_rest(tk_conn *c, unsigned char *dst, size_t have, size_t total)
-{
-    while (have < total) {
-        size_t want = total - have < CONN_RECORD ? total - have : CONN_RECORD;
-        ssize_t n = recv_record(c, dst ? dst + have : c->rbuf, want, RECV_BLOCK);
-        if (n < 0)
-            return (int)n;
-        if (n == 0)
-            return closed_error();
-        if ((size_t)n != want)
-            return tk__error(TK_EDECODE, "malformed message on the connection: "
-                                         "record of %zd bytes, expected %zu", n, want);
-        have += want;
-    }
-    return 0;
-}
-
-/* How the first recv of a receive may wait: blocking for a tick only when
- * no stop is pending and the deadline is at least a tick away (a tick must
- * not make a shorter timeout late). */
-static enum recv_mode first_mode(const tk__deadline *d)
-{
-    if (d->kind == TK__DL_POLL || tk__stop_pending())
-        return RECV_NOWAIT;
-    if (d->kind == TK__DL_AT && tk__deadline_ms(d) <= CONN_TICK_US / 1000)
-        return RECV_NOWAIT; /* ms round up: at most a tick left */
-    return RECV_TICK;
-}
-
-struct sent_watch {
-    const atomic_uint *sent;
-    unsigned seen;
-};
-
-static bool sent_moved(void *arg)
-{
-    const struct sent_watch *w = arg;
-    return atomic_load_explicit(w->sent, memory_order_acquire) != w->seen;
-}
-
-/* Receives one whole message's encoding into c->rbuf (small) or *heap. */
-static int recv_frame(tk_conn *c, const tk__deadline *d, const unsigned char **enc,
-                      size_t *len, unsigned char **heap)
-{
-    enum recv_mode mode = first_mode(d);
-    struct sent_watch w = {&c->pair->page->sent_to[c->side].n, 0};
-    w.seen = atomic_load_explicit(w.sent, memory_order_acquire);
+    struct conn_dir *d = c->rx;
+    bool spun = dl->kind == TK__DL_POLL || (cancel && tk__stop_pending());
     long long ended = -1;
-    /* Every message counted so far is taken: watch for the next one. */
-    if (mode == RECV_TICK && w.seen == c->taken && tk__spin(&c->spin, sent_moved, &w, &ended))
-        ended = -1;
-    ssize_t n = recv_record(c, c->rbuf, CONN_RECORD, mode);
-    if (n == TK_EAGAIN || n == 0) /* resynchronise with what is truly there */
-        c->taken = atomic_load_explicit(w.sent, memory_order_acquire);
-    else if (n > 0)
-        c->taken++;
-    if (ended >= 0) /* a tick that ran out counts as a long wait */
-        tk__spin_learn(&c->spin, ended);
-    while (n == TK_EAGAIN) {
-        int r = wait_readable(c, d, "recv");
+    for (;;) {
+        if (rx_more_than(c, beyond))
+            return 1;
+        if (atomic_load(&d->broken))
+            return TK_EBROKEN;
+        if (!spun) {
+            spun = true;
+            struct pos_watch w = {&d->wpos, atomic_load(&d->wpos)};
+            if (tk__spin(&c->spin, pos_moved, &w, &ended))
+                continue;
+        }
+        atomic_fetch_add(&d->sleepers, 1);
+        if (rx_more_than(c, beyond)) {
+            atomic_fetch_sub(&d->sleepers, 1);
+            return 1;
+        }
+        struct pollfd pfd[3] = {{.fd = c->rx_efd, .events = POLLIN},
+                                {.fd = c->fd, .events = POLLIN}};
+        int r = tk__wait_fds(pfd, 2, cancel ? TK__WAIT_CANCEL : 0u, dl);
+        atomic_fetch_sub(&d->sleepers, 1);
         if (r < 0)
             return r;
-        n = recv_record(c, c->rbuf, CONN_RECORD, RECV_NOWAIT);
+        if (pfd[1].revents) /* the socket is only ever readable at end of file */
+            return rx_more_than(c, beyond) ? 1 : atomic_load(&d->broken) ? TK_EBROKEN : TK_ECLOSED;
+        if (ended >= 0) {
+            tk__spin_learn(&c->spin, ended);
+            ended = -1;
+        }
+        /* Rung: clear the bell before looking again, or the next sleep would
+         * end at once. In fileno mode it stays up while a message waits. */
+        if (pfd[0].revents) {
+            if (!atomic_load(&d->fileno_mode))
+                reset_bell(c->rx_efd);
+            else if (!rx_more_than(c, beyond))
+                settle_bell(c);
+        }
     }
-    if (n < 0)
-        return (int)n;
-    if (n == 0)
+}
+
+static int wait_error(int r, const char *what)
+{
+    switch (r) {
+    case TK_ETIMEDOUT:
+        return tk__error(r, "%s timed out", what);
+    case TK_ECANCELED:
+        return tk__error(r, "%s interrupted: a stop was requested", what);
+    case TK_ECLOSED:
         return closed_error();
-    size_t total = n >= 4 ? get_le32(c->rbuf) : 0;
-    size_t first = total < CONN_RECORD - 4 ? total : CONN_RECORD - 4;
-    if (n < 4 || (size_t)n != 4 + first || total > CONN_MAX_MESSAGE)
+    case TK_EBROKEN:
+        return broken_error();
+    default:
+        return r;
+    }
+}
+
+/* After a take: lets senders waiting for room go on, and hands the bell
+ * on to another sleeping receiver when messages remain. */
+static void after_take(tk_conn *c)
+{
+    struct conn_dir *d = c->rx;
+    if (atomic_load(&d->room_waiters)) {
+        atomic_fetch_add(&d->room_seq, 1);
+        tk__futex_wake(&d->room_seq, INT_MAX, TK__WAIT_SHARED);
+    }
+    if (atomic_load(&d->fileno_mode))
+        settle_bell(c);
+    else if (atomic_load(&d->sleepers) && has_message(c))
+        ring_bell(c->rx_efd);
+}
+
+/* Receive token held, a header in the ring: takes the message into `small`
+ * or a new buffer (*heap). A message that cannot be kept (no memory) is
+ * still taken whole, so the next receive starts at a header. */
+static int take_message(tk_conn *c, unsigned char *small, unsigned char **heap, size_t *len)
+{
+    struct conn_dir *d = c->rx;
+    unsigned char hdr[4];
+    uint64_t rp = atomic_load_explicit(&d->rpos, memory_order_relaxed);
+    ring_copy_out(d, rp, hdr, 4);
+    size_t n = get_le32(hdr);
+    if (n > CONN_MAX_MESSAGE) {
+        atomic_store(&d->broken, 1);
         return tk__error(TK_EDECODE, "malformed message on the connection: bad frame header");
-    if (total == first) {
-        *enc = c->rbuf + 4;
-        *len = total;
-        return 0;
     }
-    *heap = tk__malloc(total);
-    if (!*heap) {
-        /* Drop the rest of the message so the next recv starts at a header
-         * (CPython loses a message it cannot receive the same way). Only a
-         * broken connection outranks the out of memory. */
-        int r = recv_rest(c, NULL, first, total);
-        return r < 0 ? r : tk__error(TK_ENOMEM, "out of memory");
+    unsigned char *buf = n <= CONN_STACK_MESSAGE ? small : (*heap = tk__malloc(n));
+    int nomem = buf ? 0 : TK_ENOMEM;
+    uint64_t total = 4 + (uint64_t)n;
+    if (total <= CONN_RING) { /* published whole */
+        ring_copy_out(d, rp + 4, buf, n);
+        atomic_store(&d->rpos, rp + total);
+        after_take(c);
+    } else {
+        d->recv_partial = 1;
+        uint64_t off = 4;
+        atomic_store(&d->rpos, rp + 4);
+        tk__deadline forever = {.kind = TK__DL_FOREVER};
+        while (off < total) {
+            int r = wait_message(c, &forever, false, 0);
+            if (r < 0) {
+                d->recv_partial = 0;
+                after_take(c);
+                return wait_error(r, "recv");
+            }
+            rp = atomic_load_explicit(&d->rpos, memory_order_relaxed);
+            uint64_t k = ring_used(d);
+            if (k > total - off)
+                k = total - off;
+            ring_copy_out(d, rp, buf ? buf + (off - 4) : NULL, (size_t)k);
+            atomic_store(&d->rpos, rp + k);
+            off += k;
+            after_take(c);
+        }
+        d->recv_partial = 0;
     }
-    memcpy(*heap, c->rbuf + 4, first);
-    *enc = *heap;
-    *len = total;
-    return recv_rest(c, *heap, first, total);
+    *len = n;
+    return nomem ? tk__error(TK_ENOMEM, "out of memory") : 0;
 }
 
 TK_API int tk_conn_recv(tk_conn *c, tk_args **msg, double timeout)
@@ -402,22 +682,33 @@ TK_API int tk_conn_recv(tk_conn *c, tk_args **msg, double timeout)
         return tk__error(TK_EINVAL, "tk_conn_recv: NULL argument");
     if (!c->readable)
         return tk__error(TK_EPERM, "connection is write-only");
-    tk__deadline d;
-    int r = tk__deadline_init(&d, timeout, "tk_conn_recv");
+    tk__deadline dl;
+    int r = tk__deadline_init(&dl, timeout, "tk_conn_recv");
     if (r < 0)
         return r;
-    pthread_mutex_lock(&c->recv_lock);
-    if (!c->rbuf && !(c->rbuf = tk__malloc(CONN_RECORD))) {
-        pthread_mutex_unlock(&c->recv_lock);
-        return TK_ENOMEM;
-    }
-    const unsigned char *enc = NULL;
+    struct conn_dir *d = c->rx;
+    unsigned char small[CONN_STACK_MESSAGE];
     unsigned char *heap = NULL;
     size_t len = 0;
-    r = recv_frame(c, &d, &enc, &len, &heap);
+    for (;;) {
+        r = wait_message(c, &dl, true, 3);
+        if (r < 0)
+            return wait_error(r, "recv");
+        /* Another receiver may have taken it meanwhile: look again with
+         * the token held. */
+        token_lock(d, &d->recv_token, &d->recv_partial, c->rx_efd);
+        if (atomic_load(&d->broken)) {
+            pthread_mutex_unlock(&d->recv_token);
+            return broken_error();
+        }
+        if (has_message(c))
+            break;
+        pthread_mutex_unlock(&d->recv_token);
+    }
+    r = take_message(c, small, &heap, &len);
+    pthread_mutex_unlock(&d->recv_token);
     if (r == 0)
-        r = tk_args_decode(enc, len, msg, NULL); /* senders never add kwargs */
-    pthread_mutex_unlock(&c->recv_lock);
+        r = tk_args_decode(heap ? heap : small, len, msg, NULL); /* senders add no kwargs */
     tk__free(heap);
     return r;
 }
@@ -428,22 +719,44 @@ TK_API int tk_conn_poll(tk_conn *c, double timeout)
         return tk__error(TK_EINVAL, "tk_conn_poll: NULL connection");
     if (!c->readable)
         return tk__error(TK_EPERM, "connection is write-only");
-    tk__deadline d;
-    int r = tk__deadline_init(&d, timeout, "tk_conn_poll");
+    tk__deadline dl;
+    int r = tk__deadline_init(&dl, timeout, "tk_conn_poll");
     if (r < 0)
         return r;
-    struct pollfd pfd[2] = {{.fd = c->fd, .events = POLLIN}};
-    r = tk__wait_fds(pfd, 1, TK__WAIT_CANCEL, &d);
+    r = wait_message(c, &dl, true, 3);
+    if (r == 1 || r == TK_ECLOSED || r == TK_EBROKEN)
+        return 1; /* end of file is readable, as a broken pipe's error is */
     if (r == TK_ETIMEDOUT)
         return 0;
-    if (r == TK_ECANCELED)
-        return tk__error(r, "poll interrupted: a stop was requested");
-    return r < 0 ? r : 1;
+    return wait_error(r, "poll");
 }
 
-TK_API int tk_conn_fileno(const tk_conn *c)
+TK_API int tk_conn_fileno(const tk_conn *cc)
 {
-    return c ? c->fd : -1;
+    if (!cc)
+        return -1;
+    if (!cc->readable)
+        return cc->fd;
+    tk_conn *c = (tk_conn *)cc; /* made on first use; the caller's view is const */
+    pthread_mutex_lock(&c->fileno_lock);
+    if (c->epfd < 0) {
+        int ep = epoll_create1(EPOLL_CLOEXEC);
+        struct epoll_event ev = {.events = EPOLLIN};
+        if (ep >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, c->rx_efd, &ev) == 0 &&
+            epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) == 0) {
+            atomic_store(&c->rx->fileno_mode, 1);
+            if (has_message(c))
+                ring_bell(c->rx_efd);
+            c->epfd = ep;
+        } else {
+            tk__os_error(errno, "tk_conn_fileno: cannot make the descriptor (epoll)");
+            if (ep >= 0)
+                close(ep);
+        }
+    }
+    int fd = c->epfd;
+    pthread_mutex_unlock(&c->fileno_lock);
+    return fd;
 }
 
 TK_API void tk_conn_close(tk_conn *c)
@@ -451,12 +764,11 @@ TK_API void tk_conn_close(tk_conn *c)
     if (!c)
         return;
     close(c->fd);
-    if (atomic_fetch_sub(&c->pair->refs, 1) == 1) {
-        munmap(c->pair->page, sizeof(struct conn_page));
-        tk__free(c->pair);
-    }
-    pthread_mutex_destroy(&c->send_lock);
-    pthread_mutex_destroy(&c->recv_lock);
-    tk__free(c->rbuf);
+    if (c->epfd >= 0)
+        close(c->epfd);
+    atomic_fetch_add(&c->pair->page->closes, 1); /* after the close: see send_peer_gone */
+    if (atomic_fetch_sub(&c->pair->refs, 1) == 1)
+        pair_release(c->pair);
+    pthread_mutex_destroy(&c->fileno_lock);
     tk__free(c);
 }

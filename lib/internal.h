@@ -180,6 +180,12 @@ void tk__futex_wake(_Atomic uint32_t *word, int n, unsigned flags);
 int tk__wait_fds(struct pollfd *fds, nfds_t n, unsigned flags,
                  const tk__deadline *d);
 
+/* Bumped each time this process learns that a child of its own has ended
+ * (process.c): whoever caches "my peer process is alive" (a pipe end, see
+ * conn.c) checks again after a change, so the parent's join or is_alive
+ * always comes before its next send's verdict on a dead child. */
+extern _Atomic unsigned tk__children_ended;
+
 /* ---------------------------------------------------------------- runtime */
 
 /*

@@ -39,6 +39,8 @@
 #include "rawsys_int.h"
 #include "taskkit/process.h"
 
+_Atomic unsigned tk__children_ended;
+
 enum { ST_NEW, ST_STARTED, ST_ENDED };
 enum { KIND_CHILD, KIND_SELF, KIND_PARENT };
 
@@ -482,6 +484,7 @@ static bool reap_locked(tk_process *h)
         code = 0;
     }
     h->exitcode = code;
+    atomic_fetch_add_explicit(&tk__children_ended, 1, memory_order_release);
     set_state(h, ST_ENDED);
     close_fd_if_unused_locked(h);
     if (h->listed)

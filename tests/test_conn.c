@@ -7,7 +7,9 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -405,6 +407,216 @@ static void shared_end_receives_each_once(void **state)
     tk_conn_close(w);
 }
 
+/* ------------------------------------------------ a peer that goes away */
+
+static tk_conn *child_end;
+
+/* Receives one message, then returns: the process exits holding its end. */
+static int take_one_and_exit(const tk_args *args, const tk_kwargs *kwargs)
+{
+    (void)args;
+    (void)kwargs;
+    tk_args *r = NULL;
+    int rc = tk_conn_recv(child_end, &r, 30.0);
+    tk_args_free(r);
+    return rc == 0 ? 0 : 1;
+}
+
+/* A send checks its peer at most every 50 us, but never trusts an old
+ * check after this process has joined a child: the send right after the
+ * join fails, however soon it comes. */
+static void send_after_join_fails_at_once(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 20; round++) {
+        tk_conn *rd, *wr;
+        assert_int_equal(tk_pipe_new(&rd, &wr, false), 0);
+        child_end = rd;
+        tk_process *p = tk_process_new(take_one_and_exit, NULL, NULL);
+        assert_non_null(p);
+        assert_int_equal(tk_process_start(p), 0);
+        tk_conn_close(rd); /* the child holds the only receiving end now */
+        tk_args *m = tk_args_of("i", round);
+        assert_int_equal(tk_conn_send(wr, m), 0); /* checks: the peer is there */
+        assert_int_equal(tk_process_join(p, 30.0), 0);
+        assert_int_equal(tk_process_exitcode(p), 0);
+        assert_int_equal(tk_conn_send(wr, m), TK_ECLOSED);
+        assert_string_equal(tk_last_error(),
+                            "broken pipe: the other end of the connection is closed");
+        tk_args_free(m);
+        tk_process_free(p);
+        tk_conn_close(wr);
+    }
+}
+
+/* An end closed in another process: the shared page counts closes, so the
+ * next send checks at once. */
+static void send_after_remote_close_fails_at_once(void **state)
+{
+    (void)state;
+    atomic_int *closed = mmap(NULL, sizeof *closed, PROT_READ | PROT_WRITE,
+                              MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(closed != MAP_FAILED);
+    int strict = 0;
+    for (int round = 0; round < 20; round++) {
+        tk_conn *rd, *wr;
+        assert_int_equal(tk_pipe_new(&rd, &wr, false), 0);
+        atomic_store(closed, 0);
+        pid_t pid = fork();
+        if (pid == 0) {
+            int64_t v = 0;
+            int rc = 0;
+            while (rc == 0 && v >= 0) { /* until the -1 */
+                tk_args *r = NULL;
+                rc = tk_conn_recv(rd, &r, 30.0);
+                if (rc == 0)
+                    rc = tk_args_get_int(r, 0, &v);
+                tk_args_free(r);
+            }
+            tk_conn_close(rd);
+            atomic_store(closed, 1);
+            alarm(30); /* a failed test must not leave it behind */
+            pause();   /* alive, not reaped: only the close tells */
+            _exit(rc == 0 ? 0 : 1);
+        }
+        tk_conn_close(rd);
+        tk_args *m = tk_args_of("i", 1), *last = tk_args_of("i", -1);
+        for (int i = 0; i < 1000; i++)
+            assert_int_equal(tk_conn_send(wr, m), 0);
+        assert_int_equal(tk_conn_send(wr, last), 0);
+        /* Sending all along keeps the last check under 50 us old, so when
+         * the flag ends the loop, only the close count can make the next
+         * send check. (A periodic check may also catch the close first.) */
+        int rc = 0;
+        while (!atomic_load(closed) && rc == 0)
+            rc = tk_conn_send(wr, m);
+        assert_true(rc == 0 || rc == TK_ECLOSED);
+        strict += rc == 0;
+        while (!atomic_load(closed))
+            ;
+        assert_int_equal(tk_conn_send(wr, m), TK_ECLOSED);
+        tk_args_free(m);
+        tk_args_free(last);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        tk_conn_close(wr);
+    }
+    print_message("%d of 20 rounds saw the flag before any check saw the close\n", strict);
+    munmap(closed, sizeof *closed);
+}
+
+/* A peer killed and reaped behind the library's back (raw waitpid): no
+ * event tells, yet a send that starts well over 50 us later fails. */
+static void send_to_vanished_peer_fails_after_the_check_window(void **state)
+{
+    (void)state;
+    tk_conn *rd, *wr;
+    assert_int_equal(tk_pipe_new(&rd, &wr, false), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(30);
+        pause();
+        _exit(0);
+    }
+    tk_conn_close(rd);
+    tk_args *m = tk_args_of("i", 1);
+    assert_int_equal(tk_conn_send(wr, m), 0);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    usleep(2000);
+    assert_int_equal(tk_conn_send(wr, m), TK_ECLOSED);
+    tk_args_free(m);
+    tk_conn_close(wr);
+}
+
+/* A process killed in the middle of a message (a large one, blocked on a
+ * full ring) leaves half a message behind: the next sender finds out when
+ * it takes the send token, and both directions' users get TK_EBROKEN, not
+ * garbage or a hang. */
+static void killed_mid_message_breaks_the_direction(void **state)
+{
+    (void)state;
+    tk_conn *rd, *wr;
+    assert_int_equal(tk_pipe_new(&rd, &wr, false), 0);
+    size_t n = 1024 * 1024; /* far beyond the ring: the sender blocks mid-way */
+    pid_t pid = fork();
+    if (pid == 0) {
+        unsigned char *big = calloc(1, n);
+        tk_args *m = tk_args_of("y", big, n);
+        tk_conn_send(wr, m);
+        _exit(0);
+    }
+    /* Wait until the ring is full, i.e. the child is inside its send. */
+    assert_int_equal(tk_conn_poll(rd, 30.0), 1);
+    usleep(50000);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    tk_args *m = tk_args_of("i", 1), *r = (tk_args *)&r;
+    assert_int_equal(tk_conn_send(wr, m), TK_EBROKEN); /* this process still holds rd */
+    assert_string_equal(tk_last_error(),
+                        "connection is broken: a process died in the middle of a message");
+    assert_int_equal(tk_conn_recv(rd, &r, 5.0), TK_EBROKEN);
+    assert_null(r);
+    assert_int_equal(tk_conn_poll(rd, 0), 1); /* not a wait that never ends */
+    tk_args_free(m);
+    tk_conn_close(rd);
+    tk_conn_close(wr);
+}
+
+/* fileno in an event loop, messages coming from another process: the
+ * descriptor wakes the loop for every message, and once the sender is
+ * done and a receive has found nothing, it is not readable any more. */
+static void fileno_wakes_an_event_loop(void **state)
+{
+    (void)state;
+    tk_conn *rd, *wr;
+    assert_int_equal(tk_pipe_new(&rd, &wr, false), 0);
+    struct pollfd p = {.fd = tk_conn_fileno(rd), .events = POLLIN};
+    assert_true(p.fd >= 0);
+    assert_int_equal(tk_conn_fileno(rd), p.fd); /* made once */
+    assert_int_equal(poll(&p, 1, 0), 0);
+    enum { N = 500 };
+    pid_t pid = fork();
+    if (pid == 0) {
+        int rc = 0;
+        for (int i = 0; i < N; i++) {
+            tk_args *m = tk_args_of("i", i);
+            rc |= tk_conn_send(wr, m);
+            tk_args_free(m);
+            if (i % 50 == 0)
+                usleep(1000); /* let the loop catch up and sleep */
+        }
+        _exit(rc == 0 ? 0 : 1);
+    }
+    int got = 0, spurious = 0;
+    while (got < N) {
+        assert_int_equal(poll(&p, 1, 30000), 1); /* never a lost wake-up */
+        tk_args *r = NULL;
+        int rc = tk_conn_recv(rd, &r, 0);
+        if (rc == TK_ETIMEDOUT) {
+            spurious++;
+            continue;
+        }
+        assert_int_equal(rc, 0);
+        int64_t v = -1;
+        assert_int_equal(tk_args_get_int(r, 0, &v), 0);
+        assert_int_equal(v, got);
+        got++;
+        tk_args_free(r);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    tk_args *r = NULL;
+    int rc = tk_conn_recv(rd, &r, 0);
+    assert_true(rc == TK_ETIMEDOUT || rc == TK_ECLOSED);
+    assert_int_equal(poll(&p, 1, 0), 0 + (rc == TK_ECLOSED)); /* end of file is readable */
+    print_message("%d spurious wake-ups for %d messages\n", spurious, N);
+    assert_true(spurious < N);
+    tk_conn_close(rd);
+    tk_conn_close(wr);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -420,6 +632,11 @@ int main(void)
         cmocka_unit_test(recv_outlasting_the_first_tick),
         cmocka_unit_test(ping_pong_between_processes),
         cmocka_unit_test(shared_end_receives_each_once),
+        cmocka_unit_test(send_after_join_fails_at_once),
+        cmocka_unit_test(send_after_remote_close_fails_at_once),
+        cmocka_unit_test(send_to_vanished_peer_fails_after_the_check_window),
+        cmocka_unit_test(killed_mid_message_breaks_the_direction),
+        cmocka_unit_test(fileno_wakes_an_event_loop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -176,11 +176,15 @@ TK_API void tk_queue_free(tk_queue *q);
  *               `TK_EPERM`).
  * @return 0, or a negative error code.
  *
- * Both ends are close-on-exec descriptors, inherited by forked children, so
- * a pipe created before a fork connects the two processes.
+ * Messages travel through a 128 KiB ring per direction in memory shared
+ * with forked children; a socketpair tells each end whether the other is
+ * still there, and an eventfd per direction wakes a sleeping receiver.
+ * All are close-on-exec and inherited by forked children, so a pipe
+ * created before a fork connects the two processes.
  *
  * Errors: `TK_EINVAL` (NULL out pointer), `TK_ENOMEM`, `TK_EMFILE` and
- * other OS errors from `socketpair`. Thread-safety: safe from any thread.
+ * other OS errors from `socketpair`, `eventfd` or `mmap`.
+ * Thread-safety: safe from any thread.
  */
 TK_API int tk_pipe_new(tk_conn **a, tk_conn **b, bool duplex);
 
@@ -191,14 +195,25 @@ TK_API int tk_pipe_new(tk_conn **a, tk_conn **b, bool duplex);
  *            empty bag.
  * @return 0, or a negative error code.
  *
- * Blocks while the pipe is full. A stop (tk_thread_stop()) acts only before
- * the message's first byte is written: a message is sent whole or not at
- * all. Sends on one conn are serialised within a process.
+ * Blocks while the pipe's ring is full. A stop (tk_thread_stop()) acts only
+ * before the message's first byte is written: a message is sent whole or
+ * not at all. Sends on one conn are serialised, also across processes
+ * sharing the end.
+ *
+ * A peer that is gone (every holder of the other end closed it or died)
+ * fails the send with `TK_ECLOSED`: at once after any end of the pipe was
+ * closed with tk_conn_close() or after this process saw the peer's
+ * process end (tk_process_join(), tk_process_is_alive(), ...); otherwise
+ * any send that starts more than 50 microseconds after the peer vanished.
+ * (Checking the peer is a system call, which costs more than a small
+ * message; one check is good for 50 microseconds of sends.)
  *
  * Errors: `TK_EINVAL` (NULL conn), `TK_ETYPE` (a pointer value), `TK_EPERM`
  * ("connection is read-only"), `TK_ECLOSED` (the peer is gone; never
- * `SIGPIPE`), `TK_ECANCELED`, `TK_EOVERFLOW` (an
- * encoding beyond 1 GiB), `TK_ENOMEM`. Thread-safety: safe from any thread.
+ * `SIGPIPE`), `TK_EBROKEN` (a process died in the middle of sending or
+ * receiving a message on this direction: the ring is no longer readable),
+ * `TK_ECANCELED`, `TK_EOVERFLOW` (an encoding beyond 1 GiB), `TK_ENOMEM`.
+ * Thread-safety: safe from any thread.
  */
 TK_API int tk_conn_send(tk_conn *c, const tk_args *msg);
 
@@ -210,13 +225,19 @@ TK_API int tk_conn_send(tk_conn *c, const tk_args *msg);
  * @param timeout Seconds to wait for a message: #TK_FOREVER blocks, 0 polls.
  * @return 0, or a negative error code.
  *
+ * Messages sent before the peer went away are still received; then
+ * `TK_ECLOSED`.
+ *
  * Errors: `TK_EINVAL`, `TK_ETIMEDOUT` (no message by the timeout),
- * `TK_ECLOSED` (end of file: the peer closed its end or died), `TK_EPERM` ("connection is write-only"), `TK_ECANCELED`,
- * `TK_EDECODE` (a malformed message), `TK_ENOMEM`. A cancellation point:
- * a stop ends the wait within 5 ms.
- * Thread-safety: safe from any thread; concurrent receivers in one process
- * each get whole messages (across processes sharing one end, messages
- * below 32 KiB are still delivered whole to one of them).
+ * `TK_ECLOSED` (end of file: the peer closed its end or died), `TK_EPERM`
+ * ("connection is write-only"), `TK_EBROKEN` (see tk_conn_send()),
+ * `TK_ECANCELED`, `TK_EDECODE` (a malformed message), `TK_ENOMEM` (the
+ * message is dropped whole, the next receive gets the next one). A
+ * cancellation point while it waits for a message; once a message's
+ * first bytes are taken it is received whole.
+ * Thread-safety: safe from any thread; concurrent receivers, in one process
+ * or in processes sharing the end, each get whole messages, every message
+ * to exactly one of them.
  */
 TK_API int tk_conn_recv(tk_conn *c, tk_args **msg, double timeout);
 
@@ -236,10 +257,20 @@ TK_API int tk_conn_poll(tk_conn *c, double timeout);
 /**
  * @brief The conn's descriptor, for the caller's own event loop.
  * @param c The conn; may be NULL.
- * @return The descriptor (readable exactly when tk_conn_poll() would return
- *         1: libtaskkit never buffers received bytes), or -1 for NULL. The conn keeps owning it: do not close it.
+ * @return For an end that receives, an epoll descriptor that is readable
+ *         while a message waits or at end of file; for a send-only end,
+ *         its socket. -1 for NULL or on failure. The conn keeps owning
+ *         it: do not close it.
  *
- * Errors: none. Thread-safety: safe from any thread.
+ * From the first call on, every message sent to this end also rings its
+ * eventfd (a system call per message, as a socket would cost), so the
+ * descriptor tracks the ring. As with select(2) on a socket, it may
+ * occasionally be readable with nothing to receive (a wake-up that lands
+ * after its message was taken): receive with a timeout of 0 after it
+ * wakes you, and expect `TK_ETIMEDOUT` now and then.
+ *
+ * Errors: `TK_EMFILE` and other OS errors from `epoll_create1` (returns
+ * -1). Thread-safety: safe from any thread.
  */
 TK_API int tk_conn_fileno(const tk_conn *c);
 
