@@ -199,6 +199,38 @@ static void pair_release(struct conn_pair *p)
     tk__free(p);
 }
 
+/* The shared mapping and eventfds of a new pair, or NULL (error set). */
+static struct conn_pair *pair_new(bool duplex)
+{
+    struct conn_pair *pair = tk__calloc(1, sizeof *pair);
+    if (!pair)
+        return NULL;
+    pair->efd[0] = pair->efd[1] = -1;
+    void *m = mmap(NULL, sizeof(struct conn_page), PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
+        tk__os_error(errno, "cannot create a pipe (mmap)");
+        tk__free(pair);
+        return NULL;
+    }
+    pair->page = m;
+    atomic_init(&pair->refs, 2);
+    for (int i = 0; i < (duplex ? 2 : 1); i++) {
+        int e = dir_init(&pair->page->dir[i]);
+        if (e != 0) {
+            tk__os_error(e, "cannot create a pipe (mutex)");
+            pair_release(pair);
+            return NULL;
+        }
+        if ((pair->efd[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+            tk__os_error(errno, "cannot create a pipe (eventfd)");
+            pair_release(pair);
+            return NULL;
+        }
+    }
+    return pair;
+}
+
 TK_API int tk_pipe_new(tk_conn **a, tk_conn **b, bool duplex)
 {
     if (a)
@@ -210,41 +242,17 @@ TK_API int tk_pipe_new(tk_conn **a, tk_conn **b, bool duplex)
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         return tk__os_error(errno, "cannot create a pipe (socketpair)");
-    struct conn_pair *pair = tk__calloc(1, sizeof *pair);
-    tk_conn *ca = NULL, *cb = NULL;
-    int r = pair ? 0 : TK_ENOMEM;
-    if (pair) {
-        pair->efd[0] = pair->efd[1] = -1;
-        void *m = mmap(NULL, sizeof(struct conn_page), PROT_READ | PROT_WRITE,
-                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-        if (m == MAP_FAILED) {
-            r = tk__os_error(errno, "cannot create a pipe (mmap)");
-            tk__free(pair);
-            pair = NULL;
-        } else {
-            pair->page = m;
-        }
-    }
-    for (int i = 0; r == 0 && i < (duplex ? 2 : 1); i++) {
-        int e = dir_init(&pair->page->dir[i]);
-        if (e != 0)
-            r = tk__os_error(e, "cannot create a pipe (mutex)");
-        else if ((pair->efd[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
-            r = tk__os_error(errno, "cannot create a pipe (eventfd)");
-    }
-    if (r == 0) {
-        atomic_init(&pair->refs, 2);
-        ca = conn_new(sv[0], 0, duplex, pair);
-        cb = ca ? conn_new(sv[1], 1, duplex, pair) : NULL;
-        r = cb ? 0 : TK_ENOMEM;
-    }
-    if (r < 0) {
+    struct conn_pair *pair = pair_new(duplex);
+    tk_conn *ca = pair ? conn_new(sv[0], 0, duplex, pair) : NULL;
+    tk_conn *cb = ca ? conn_new(sv[1], 1, duplex, pair) : NULL;
+    if (!cb) {
+        int r = tk_last_error_code();
         if (pair)
             pair_release(pair);
         tk__free(ca);
         close(sv[0]);
         close(sv[1]);
-        return r;
+        return pair ? TK_ENOMEM : r;
     }
     *a = ca;
     *b = cb;
