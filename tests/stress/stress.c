@@ -14,6 +14,9 @@
  *   - queues: every message carries a unique id; producers and consumers
  *     (threads, and child processes for TK_SHARED queues) race, and each id
  *     must arrive exactly once;
+ *   - pipes: a child echoes messages (some streaming through the ring) and
+ *     every echo must match; sometimes the child is killed half-way, and
+ *     then calls must fail cleanly, never hang;
  *   - pools: thread and process pools run tasks whose results are checked;
  *   - a signal thread sends SIGUSR1 (handler installed without SA_RESTART)
  *     to random workers, so every wait sees EINTR.
@@ -54,7 +57,7 @@ static atomic_long progress; /* bumped by every completed operation */
 static atomic_int failures;
 static const char *const op_names[OP_COUNT] = {
     "lock", "rlock", "sem", "cond", "thread", "thread_stop", "process", "queue",
-    "shared_queue", "thread_pool", "process_pool",
+    "shared_queue", "pipe", "thread_pool", "process_pool",
 };
 
 void st_fail(const char *file, int line, const char *what)

@@ -12,7 +12,7 @@
 
 enum st_op {
     OP_LOCK, OP_RLOCK, OP_SEM, OP_COND, OP_THREAD, OP_THREAD_STOP, OP_PROCESS,
-    OP_QUEUE, OP_SHARED_QUEUE, OP_THREAD_POOL, OP_PROCESS_POOL, OP_COUNT
+    OP_QUEUE, OP_SHARED_QUEUE, OP_PIPE, OP_THREAD_POOL, OP_PROCESS_POOL, OP_COUNT
 };
 
 /* RSS may exceed its baseline by this much at the end (malloc arenas). */

@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -303,14 +304,101 @@ static void shared_queue_op(uint64_t *seed)
     st_done(OP_SHARED_QUEUE);
 }
 
+/* A child forked with plain fork() echoes messages on a duplex pipe; some
+ * are far larger than the ring and stream through it. Every echo must be
+ * the message sent. A quarter of the time the child is killed half-way:
+ * then a call may fail (TK_ECLOSED, TK_EBROKEN, or TK_ETIMEDOUT while
+ * another worker's child still holds an inherited copy of the dead
+ * child's end), but must never hang or return a wrong message. Killed
+ * rounds send only small messages, so no send waits for room that a dead
+ * reader would never make. */
+static void pipe_op(uint64_t *seed)
+{
+    tk_conn *a, *b;
+    ST_CHECK(tk_pipe_new(&a, &b, true) == 0);
+    unsigned n = 1 + st_rand(seed) % 12;
+    bool kill_it = st_rand(seed) % 4 == 0;
+    pid_t pid = fork();
+    if (pid == 0) {
+        tk_conn_close(a);
+        for (;;) {
+            tk_args *m = NULL;
+            int64_t tag = 0;
+            if (tk_conn_recv(b, &m, 20) != 0 || tk_args_get_int(m, 0, &tag) != 0)
+                _exit(1);
+            if (tag < 0)
+                _exit(0);
+            int rc = tk_conn_send(b, m);
+            tk_args_free(m);
+            if (rc != 0)
+                _exit(2);
+        }
+    }
+    ST_CHECK(pid > 0);
+    tk_conn_close(b);
+    bool dead = false;
+    for (unsigned i = 0; pid > 0 && i < n; i++) {
+        size_t len = !kill_it && st_rand(seed) % 4 == 0 ? st_rand(seed) % 400000
+                                                         : st_rand(seed) % 200;
+        unsigned char *buf = malloc(len + 1);
+        ST_CHECK(buf != NULL);
+        if (!buf)
+            break;
+        for (size_t k = 0; k < len; k++)
+            buf[k] = (unsigned char)(k * 31 + i);
+        tk_args *m = tk_args_of("ly", (int64_t)i, buf, len), *r = NULL;
+        if (kill_it && i == n / 2) {
+            kill(pid, SIGKILL);
+            dead = true;
+        }
+        int rc = tk_conn_send(a, m);
+        if (rc == 0)
+            rc = tk_conn_recv(a, &r, dead ? 2 : 20);
+        if (dead)
+            ST_CHECK(rc == 0 || rc == TK_ECLOSED || rc == TK_EBROKEN || rc == TK_ETIMEDOUT);
+        else
+            ST_CHECK(rc == 0);
+        if (rc == 0) {
+            int64_t tag = -1;
+            const void *y = NULL;
+            size_t ylen = 0;
+            ST_CHECK(tk_args_get_int(r, 0, &tag) == 0 && tag == (int64_t)i);
+            ST_CHECK(tk_args_get_bytes(r, 1, &y, &ylen) == 0 && ylen == len &&
+                     memcmp(y, buf, len) == 0);
+        }
+        tk_args_free(r);
+        tk_args_free(m);
+        free(buf);
+        if (rc != 0)
+            break;
+    }
+    if (!dead) {
+        tk_args *stop = tk_args_of("l", (int64_t)-1);
+        ST_CHECK(tk_conn_send(a, stop) == 0);
+        tk_args_free(stop);
+    }
+    tk_conn_close(a);
+    int st = 0;
+    while (pid > 0 && waitpid(pid, &st, 0) < 0)
+        ;
+    if (dead)
+        ST_CHECK(WIFSIGNALED(st) || (WIFEXITED(st) && WEXITSTATUS(st) == 0));
+    else
+        ST_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    st_done(OP_PIPE);
+}
+
 void st_queue_op(uint64_t *seed)
 {
     if (!st_have_queues())
         return;
-    if (st_rand(seed) % 4)
+    uint32_t pick = st_rand(seed) % 8;
+    if (pick < 5)
         thread_queue_op(seed);
-    else
+    else if (pick < 7)
         shared_queue_op(seed);
+    else
+        pipe_op(seed);
 }
 
 /* ---------------------------------------------------------------- pools */
