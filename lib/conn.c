@@ -78,8 +78,9 @@
 /* Larger messages are refused: a corrupt or hostile length must not make
  * the receiver allocate without bound. */
 #define CONN_MAX_MESSAGE ((size_t)1 << 30)
-/* A sender waiting for room re-checks that its peer is there this often. */
-#define CONN_ROOM_TICK_NS 20000000LL
+/* A wait in the middle of a message, or a sender's wait for room,
+ * re-checks that the other side is still there this often. */
+#define CONN_TICK_NS 20000000LL
 /* A send checks its peer unless a check this recent found it there. */
 #define CONN_CHECK_NS 50000LL
 /* Messages up to this size are copied through the stack: no allocation
@@ -321,6 +322,27 @@ static void reset_bell(int efd)
         ;
 }
 
+/* Marks a direction broken and wakes everyone who waits on it: sleeping
+ * receivers (the eventfd) and senders waiting for room (room_seq). */
+static void mark_broken(struct conn_dir *d, int efd)
+{
+    atomic_store(&d->broken, 1);
+    ring_bell(efd);
+    atomic_fetch_add(&d->room_seq, 1);
+    tk__futex_wake(&d->room_seq, INT_MAX, TK__WAIT_SHARED);
+}
+
+/* A token's holder died in the middle of a message (`partial`), or not.
+ * Called with the token just taken with EOWNERDEAD. */
+static void token_recover(struct conn_dir *d, pthread_mutex_t *m, uint32_t *partial, int efd)
+{
+    if (*partial) {
+        mark_broken(d, efd);
+        *partial = 0;
+    }
+    pthread_mutex_consistent(m);
+}
+
 /* Takes a token. A holder that died mid-message breaks the direction. */
 static void token_lock(struct conn_dir *d, pthread_mutex_t *m, uint32_t *partial, int efd)
 {
@@ -332,16 +354,25 @@ static void token_lock(struct conn_dir *d, pthread_mutex_t *m, uint32_t *partial
     }
     if (r == EBUSY)
         r = pthread_mutex_lock(m);
-    if (r == EOWNERDEAD) {
-        if (*partial) {
-            atomic_store(&d->broken, 1);
-            ring_bell(efd); /* sleeping receivers see it */
-            *partial = 0;
-        }
-        pthread_mutex_consistent(m);
-    } else if (r != 0) {
+    if (r == EOWNERDEAD)
+        token_recover(d, m, partial, efd);
+    else if (r != 0) {
         tk__panic("tk_conn: cannot lock a pipe token (%d)", r);
     }
+}
+
+/* While waiting in the middle of a message for the other side: has the
+ * other side's token holder died (with other holders of its end alive,
+ * no end of file tells)? A trylock finds out, and breaks the direction
+ * if that holder was mid-message. */
+static bool holder_died(struct conn_dir *d, pthread_mutex_t *m, uint32_t *partial, int efd)
+{
+    int r = pthread_mutex_trylock(m);
+    if (r == EOWNERDEAD)
+        token_recover(d, m, partial, efd);
+    if (r == 0 || r == EOWNERDEAD)
+        pthread_mutex_unlock(m);
+    return atomic_load(&d->broken) != 0;
 }
 
 static void ring_copy_in(struct conn_dir *d, uint64_t pos, const unsigned char *src, size_t n)
@@ -372,7 +403,9 @@ static uint64_t ring_used(struct conn_dir *d)
 static uint64_t tx_room(tk_conn *c, uint64_t need)
 {
     uint64_t w = atomic_load_explicit(&c->tx->wpos, memory_order_relaxed);
-    if (CONN_RING - (w - c->seen_rpos) < need)
+    /* Also when the copy is more than a ring behind (other processes
+     * sent meanwhile): then the difference is no measure of anything. */
+    if (w - c->seen_rpos > CONN_RING - need)
         c->seen_rpos = atomic_load_explicit(&c->tx->rpos, memory_order_acquire);
     return CONN_RING - (w - c->seen_rpos);
 }
@@ -405,6 +438,15 @@ static bool pos_moved(void *arg)
     return atomic_load_explicit(w->pos, memory_order_acquire) != w->seen;
 }
 
+static void tick_deadline(tk__deadline *t)
+{
+    t->kind = TK__DL_AT;
+    clock_gettime(CLOCK_MONOTONIC, &t->at);
+    long long ns = t->at.tv_nsec + CONN_TICK_NS;
+    t->at.tv_sec += ns / 1000000000LL;
+    t->at.tv_nsec = ns % 1000000000LL;
+}
+
 /* Send token held: waits until `need` bytes are free. Before a message's
  * first byte (`cancellable`) a stop may end the wait; after it the
  * message must go out whole. A peer that goes away ends it too. */
@@ -433,16 +475,21 @@ static int wait_room(tk_conn *c, uint64_t need, bool cancellable)
             atomic_fetch_sub(&d->room_waiters, 1);
             break;
         }
-        tk__deadline tick = {.kind = TK__DL_AT};
-        clock_gettime(CLOCK_MONOTONIC, &tick.at);
-        long long ns = tick.at.tv_nsec + CONN_ROOM_TICK_NS;
-        tick.at.tv_sec += ns / 1000000000LL;
-        tick.at.tv_nsec = ns % 1000000000LL;
+        /* A full ring with a receiver asleep should not happen (every
+         * publish rings for sleepers); if it ever did, this wakes it
+         * rather than leaving both sides waiting. */
+        if (atomic_load(&d->sleepers))
+            ring_bell(c->tx_efd);
+        tk__deadline tick;
+        tick_deadline(&tick);
         int r = tk__futex_wait(&d->room_seq, seq,
                                TK__WAIT_SHARED | (cancellable ? TK__WAIT_CANCEL : 0u), &tick);
         atomic_fetch_sub(&d->room_waiters, 1);
         if (r == TK_ECANCELED)
             return tk__error(r, "send interrupted: a stop was requested");
+        /* A receiver that died mid-message while others hold its end. */
+        if (r == TK_ETIMEDOUT && holder_died(d, &d->recv_token, &d->recv_partial, c->tx_efd))
+            return broken_error();
         if (r == 0 && ended >= 0)
             tk__spin_learn(&c->spin_room, ended);
         ended = -1;
@@ -486,7 +533,7 @@ static int send_frame(tk_conn *c, const unsigned char *enc, size_t len)
         int r = wait_room(c, off == 0 ? CONN_RING / 4 : 1, off == 0);
         if (r < 0) {
             if (off > 0) /* the receiver must not wait for the rest */
-                atomic_store(&d->broken, 1);
+                mark_broken(d, c->tx_efd);
             d->send_partial = 0;
             return r;
         }
@@ -599,10 +646,20 @@ static int wait_message(tk_conn *c, const tk__deadline *dl, bool cancel, uint64_
         /* Rung: clear the bell before looking again, or the next sleep would
          * end at once. In fileno mode it stays up while a message waits. */
         if (pfd[0].revents) {
-            if (!atomic_load(&d->fileno_mode))
+            if (!atomic_load(&d->fileno_mode)) {
                 reset_bell(c->rx_efd);
-            else if (!rx_more_than(c, beyond))
+                /* The ring was maybe for another sleeper (this waiter may
+                 * not take what it found: a poll, a receiver that loses
+                 * the token): hand it on while anything waits. And a
+                 * tk_conn_fileno() that began meanwhile must keep its
+                 * descriptor readable. */
+                if (atomic_load(&d->fileno_mode))
+                    settle_bell(c);
+                else if (atomic_load(&d->sleepers) && rx_more_than(c, 0))
+                    ring_bell(c->rx_efd);
+            } else if (!rx_more_than(c, beyond)) {
                 settle_bell(c);
+            }
         }
     }
 }
@@ -649,7 +706,7 @@ static int take_message(tk_conn *c, unsigned char *small, unsigned char **heap, 
     ring_copy_out(d, rp, hdr, 4);
     size_t n = get_le32(hdr);
     if (n > CONN_MAX_MESSAGE) {
-        atomic_store(&d->broken, 1);
+        mark_broken(d, c->rx_efd);
         return tk__error(TK_EDECODE, "malformed message on the connection: bad frame header");
     }
     unsigned char *buf = n <= CONN_STACK_MESSAGE ? small : (*heap = tk__malloc(n));
@@ -663,9 +720,14 @@ static int take_message(tk_conn *c, unsigned char *small, unsigned char **heap, 
         d->recv_partial = 1;
         uint64_t off = 4;
         atomic_store(&d->rpos, rp + 4);
-        tk__deadline forever = {.kind = TK__DL_FOREVER};
         while (off < total) {
-            int r = wait_message(c, &forever, false, 0);
+            tk__deadline tick;
+            tick_deadline(&tick);
+            int r = wait_message(c, &tick, false, 0);
+            if (r == TK_ETIMEDOUT) /* a sender that died mid-message? */
+                r = holder_died(d, &d->send_token, &d->send_partial, c->rx_efd) ? TK_EBROKEN : 0;
+            if (r == 0)
+                continue;
             if (r < 0) {
                 d->recv_partial = 0;
                 after_take(c);

@@ -563,6 +563,42 @@ static void killed_mid_message_breaks_the_direction(void **state)
     tk_conn_close(wr);
 }
 
+/* The sender is killed while the receiver is in the middle of its
+ * message, and another process (this one) still holds the sending end, so
+ * no end of file comes: the receiver must notice the dead token holder
+ * and fail TK_EBROKEN rather than wait for the rest for ever. */
+static void receiver_notices_a_sender_killed_mid_message(void **state)
+{
+    (void)state;
+    size_t n = 32u << 20;
+    int broken = 0;
+    for (int attempt = 0; attempt < 5 && !broken; attempt++) {
+        tk_conn *rd, *wr;
+        assert_int_equal(tk_pipe_new(&rd, &wr, false), 0);
+        pid_t pid = fork();
+        if (pid == 0) {
+            unsigned char *big = calloc(1, n);
+            tk_args *m = tk_args_of("y", big, n);
+            tk_conn_send(wr, m);
+            _exit(0);
+        }
+        assert_int_equal(tk_conn_poll(rd, 30.0), 1); /* the stream has begun */
+        usleep(2000);
+        kill(pid, SIGKILL);
+        tk_args *r = NULL;
+        double t0 = tt_now();
+        int rc = tk_conn_recv(rd, &r, 30.0);
+        assert_true(rc == 0 || rc == TK_EBROKEN); /* 0: it finished first */
+        assert_true(tt_now() - t0 < 10.0);
+        broken += rc == TK_EBROKEN;
+        tk_args_free(r);
+        waitpid(pid, NULL, 0);
+        tk_conn_close(rd);
+        tk_conn_close(wr);
+    }
+    assert_true(broken > 0);
+}
+
 /* fileno in an event loop, messages coming from another process: the
  * descriptor wakes the loop for every message, and once the sender is
  * done and a receive has found nothing, it is not readable any more. */
@@ -617,6 +653,230 @@ static void fileno_wakes_an_event_loop(void **state)
     tk_conn_close(wr);
 }
 
+/* ------------------------------------------- several users of one end */
+
+static tk_args *filled(int64_t tag, char fill, size_t n)
+{
+    unsigned char *b = malloc(n);
+    memset(b, fill, n);
+    tk_args *m = tk_args_of("ly", tag, b, n);
+    free(b);
+    return m;
+}
+
+static tk_conn *room_wr;
+static atomic_int room_sent;
+
+static void *send_ten_k(void *arg)
+{
+    (void)arg;
+    tk_args *m = filled(9999, 'P', 10000);
+    atomic_store(&room_sent, tk_conn_send(room_wr, m) == 0 ? 1 : -1);
+    tk_args_free(m);
+    return NULL;
+}
+
+/* A sender's idea of the room left comes from the last read position it
+ * saw. When other processes have sent meanwhile, that may lag by more than
+ * a ring: the room must then be read again, not computed from it (which
+ * once let this send overwrite 127 KB nobody had read yet). */
+static void room_is_rechecked_after_other_processes_sent(void **state)
+{
+    (void)state;
+    tk_conn *rd, *wr;
+    assert_int_equal(tk_pipe_new(&rd, &wr, false), 0);
+    int go[2], ready[2];
+    assert_int_equal(pipe(go), 0);
+    assert_int_equal(pipe(ready), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int rc = 0;
+        char ch;
+        for (int i = 0; i < 300; i++) { /* ~300 KB: more than two rings */
+            tk_args *m = filled(i, 'c', 1000);
+            rc |= tk_conn_send(wr, m);
+            tk_args_free(m);
+        }
+        rc |= read(go[0], &ch, 1) != 1;
+        for (int i = 0; i < 127; i++) { /* the ring nearly full */
+            tk_args *m = filled(i, 'C', 1000);
+            rc |= tk_conn_send(wr, m);
+            tk_args_free(m);
+        }
+        rc |= write(ready[1], "x", 1) != 1;
+        alarm(30);
+        pause();
+        _exit(rc == 0 ? 0 : 1);
+    }
+    for (int i = 0; i < 300; i++) {
+        tk_args *m = NULL;
+        assert_int_equal(tk_conn_recv(rd, &m, 30.0), 0);
+        tk_args_free(m);
+    }
+    char ch;
+    assert_int_equal(write(go[1], "x", 1), 1);
+    assert_int_equal(read(ready[0], &ch, 1), 1);
+    room_wr = wr;
+    atomic_store(&room_sent, 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, send_ten_k, NULL), 0);
+    usleep(200000);
+    assert_int_equal(atomic_load(&room_sent), 0); /* 10 KB do not fit: it waits */
+    for (int i = 0; i < 128; i++) {
+        tk_args *m = NULL;
+        assert_int_equal(tk_conn_recv(rd, &m, 30.0), 0);
+        int64_t tag = -1;
+        const void *y = NULL;
+        size_t n = 0;
+        assert_int_equal(tk_args_get_int(m, 0, &tag), 0);
+        assert_int_equal(tk_args_get_bytes(m, 1, &y, &n), 0);
+        assert_int_equal(tag, i < 127 ? i : 9999);
+        assert_int_equal(n, i < 127 ? 1000 : 10000);
+        assert_int_equal(((const char *)y)[n - 1], i < 127 ? 'C' : 'P');
+        tk_args_free(m);
+    }
+    pthread_join(th, NULL);
+    assert_int_equal(atomic_load(&room_sent), 1);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(go[0]);
+    close(go[1]);
+    close(ready[0]);
+    close(ready[1]);
+    tk_conn_close(rd);
+    tk_conn_close(wr);
+}
+
+enum { BIG_N = 200 };
+static tk_conn *big_rd;
+static atomic_int big_got;
+
+/* Receives until a message tagged -1; waits without a timeout, as the
+ * receiver that once waited for ever did. */
+static void *take_bigs(void *arg)
+{
+    int *rc = arg;
+    *rc = 0;
+    for (;;) {
+        tk_args *m = NULL;
+        int r = tk_conn_recv(big_rd, &m, TK_FOREVER);
+        if (r != 0) {
+            *rc = r;
+            return NULL;
+        }
+        int64_t tag = 0;
+        const void *y = NULL;
+        size_t n = 0;
+        if (tk_args_get_int(m, 0, &tag) != 0 || tk_args_get_bytes(m, 1, &y, &n) != 0 ||
+            ((const char *)y)[n - 1] != 'x')
+            *rc = -1;
+        tk_args_free(m);
+        if (tag < 0)
+            return NULL;
+        atomic_fetch_add(&big_got, 1);
+    }
+}
+
+static tk_conn *big_wr;
+
+/* Sends BIG_N messages, two of every three 400 KB, then one end mark for
+ * each receiver. */
+static void *send_bigs(void *arg)
+{
+    int *rc = arg;
+    *rc = 0;
+    for (int i = 0; i < BIG_N + 2; i++) {
+        tk_args *m = filled(i < BIG_N ? i : -1, 'x', i < BIG_N && i % 3 ? 400000 : 100);
+        *rc |= tk_conn_send(big_wr, m);
+        tk_args_free(m);
+    }
+    return NULL;
+}
+
+/* Two receivers on one end, messages three times the ring: while one
+ * streams a message in, the other (woken by the same ring of the bell)
+ * must hand the wake-up on, or the streaming one sleeps with the ring full
+ * and all three wait for ever (it did, within 15 messages). */
+static void two_receivers_share_messages_larger_than_the_ring(void **state)
+{
+    (void)state;
+    tk_conn *rd, *wr;
+    assert_int_equal(tk_pipe_new(&rd, &wr, false), 0);
+    big_rd = rd;
+    atomic_store(&big_got, 0);
+    pthread_t th[2];
+    int rc[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, take_bigs, &rc[i]), 0);
+    big_wr = wr;
+    pthread_t sender;
+    int src = -1;
+    assert_int_equal(pthread_create(&sender, NULL, send_bigs, &src), 0);
+    double t0 = tt_now();
+    while (atomic_load(&big_got) < BIG_N && tt_now() - t0 < 60)
+        usleep(1000);
+    if (atomic_load(&big_got) < BIG_N) /* the threads are stuck: no join */
+        fail_msg("only %d of %d messages received in 60 s", atomic_load(&big_got), BIG_N);
+    pthread_join(sender, NULL);
+    assert_int_equal(src, 0);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(rc[i], 0);
+    }
+    tk_conn_close(rd);
+    tk_conn_close(wr);
+}
+
+static tk_conn *pr_rd;
+
+static void *poll_two(void *arg)
+{
+    (void)arg;
+    tk_conn_poll(pr_rd, 2.0);
+    return NULL;
+}
+
+static void *recv_one(void *arg)
+{
+    tk_args *m = NULL;
+    int *rc = arg;
+    *rc = tk_conn_recv(pr_rd, &m, 1.0);
+    tk_args_free(m);
+    return NULL;
+}
+
+/* A poll that is woken, sees the message and returns without taking it
+ * must leave the wake-up to the receiver sleeping beside it. */
+static void poll_leaves_the_wake_up_to_a_receiver(void **state)
+{
+    (void)state;
+    tk_conn *rd, *wr;
+    assert_int_equal(tk_pipe_new(&rd, &wr, false), 0);
+    pr_rd = rd;
+    int lost = 0;
+    for (int round = 0; round < 100; round++) {
+        pthread_t p, q;
+        int rc = 1;
+        assert_int_equal(pthread_create(&p, NULL, poll_two, NULL), 0);
+        assert_int_equal(pthread_create(&q, NULL, recv_one, &rc), 0);
+        usleep(2000); /* both asleep */
+        tk_args *m = tk_args_of("l", (int64_t)round);
+        assert_int_equal(tk_conn_send(wr, m), 0);
+        tk_args_free(m);
+        pthread_join(p, NULL);
+        pthread_join(q, NULL);
+        if (rc != 0) {
+            lost++;
+            tk_args *x = NULL;
+            if (tk_conn_recv(rd, &x, 0) == 0)
+                tk_args_free(x);
+        }
+    }
+    assert_int_equal(lost, 0);
+    tk_conn_close(rd);
+    tk_conn_close(wr);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -636,7 +896,11 @@ int main(void)
         cmocka_unit_test(send_after_remote_close_fails_at_once),
         cmocka_unit_test(send_to_vanished_peer_fails_after_the_check_window),
         cmocka_unit_test(killed_mid_message_breaks_the_direction),
+        cmocka_unit_test(receiver_notices_a_sender_killed_mid_message),
         cmocka_unit_test(fileno_wakes_an_event_loop),
+        cmocka_unit_test(room_is_rechecked_after_other_processes_sent),
+        cmocka_unit_test(two_receivers_share_messages_larger_than_the_ring),
+        cmocka_unit_test(poll_leaves_the_wake_up_to_a_receiver),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -211,7 +211,8 @@ TK_API int tk_pipe_new(tk_conn **a, tk_conn **b, bool duplex);
  * Errors: `TK_EINVAL` (NULL conn), `TK_ETYPE` (a pointer value), `TK_EPERM`
  * ("connection is read-only"), `TK_ECLOSED` (the peer is gone; never
  * `SIGPIPE`), `TK_EBROKEN` (a process died in the middle of sending or
- * receiving a message on this direction: the ring is no longer readable),
+ * receiving a message on this direction while other processes still hold
+ * its ends: the ring is no longer readable; noticed within 20 ms),
  * `TK_ECANCELED`, `TK_EOVERFLOW` (an encoding beyond 1 GiB), `TK_ENOMEM`.
  * Thread-safety: safe from any thread.
  */
