@@ -83,8 +83,8 @@
  * the receiver allocate without bound. */
 #define CONN_MAX_MESSAGE ((size_t)1 << 30)
 /* A wait in the middle of a message, or a sender's wait for room,
- * re-checks that the other side is still there this often. */
-#define CONN_TICK_NS 20000000LL
+ * re-checks that the other side is still there this often (seconds). */
+#define CONN_TICK 0.02
 /* A send checks its peer unless a check this recent found it there. */
 #define CONN_CHECK_NS 50000LL
 /* Messages up to this size are copied through the stack: no allocation
@@ -271,6 +271,11 @@ static int closed_error(void)
     return tk__error(TK_ECLOSED, "end of file: the other end of the connection is closed");
 }
 
+static int broken_pipe_error(void)
+{
+    return tk__error(TK_ECLOSED, "broken pipe: the other end of the connection is closed");
+}
+
 static int broken_error(void)
 {
     return tk__error(TK_EBROKEN, "connection is broken: a process died in the middle of "
@@ -442,15 +447,6 @@ static bool pos_moved(void *arg)
     return atomic_load_explicit(w->pos, memory_order_acquire) != w->seen;
 }
 
-static void tick_deadline(tk__deadline *t)
-{
-    t->kind = TK__DL_AT;
-    clock_gettime(CLOCK_MONOTONIC, &t->at);
-    long long ns = t->at.tv_nsec + CONN_TICK_NS;
-    t->at.tv_sec += ns / 1000000000LL;
-    t->at.tv_nsec = ns % 1000000000LL;
-}
-
 /* Send token held: waits until `need` bytes are free. Before a message's
  * first byte (`cancellable`) a stop may end the wait; after it the
  * message must go out whole. A peer that goes away ends it too. */
@@ -471,7 +467,7 @@ static int wait_room(tk_conn *c, uint64_t need, bool cancellable)
                 continue;
         }
         if (peer_gone(c))
-            return closed_error();
+            return broken_pipe_error();
         uint32_t seq = atomic_load(&d->room_seq);
         atomic_fetch_add(&d->room_waiters, 1);
         c->seen_rpos = atomic_load(&d->rpos);
@@ -485,7 +481,7 @@ static int wait_room(tk_conn *c, uint64_t need, bool cancellable)
         if (atomic_load(&d->sleepers))
             ring_bell(c->tx_efd);
         tk__deadline tick;
-        tick_deadline(&tick);
+        tk__deadline_init(&tick, CONN_TICK, "tk_conn");
         int r = tk__futex_wait(&d->room_seq, seq,
                                TK__WAIT_SHARED | (cancellable ? TK__WAIT_CANCEL : 0u), &tick);
         atomic_fetch_sub(&d->room_waiters, 1);
@@ -584,7 +580,7 @@ TK_API int tk_conn_send(tk_conn *c, const tk_args *msg)
     if (atomic_load(&d->broken))
         r = broken_error();
     else if (send_peer_gone(c))
-        r = tk__error(TK_ECLOSED, "broken pipe: the other end of the connection is closed");
+        r = broken_pipe_error();
     else
         r = send_frame(c, enc, len);
     pthread_mutex_unlock(&d->send_token);
@@ -726,7 +722,7 @@ static int take_message(tk_conn *c, unsigned char *small, unsigned char **heap, 
         atomic_store(&d->rpos, rp + 4);
         while (off < total) {
             tk__deadline tick;
-            tick_deadline(&tick);
+            tk__deadline_init(&tick, CONN_TICK, "tk_conn");
             int r = wait_message(c, &tick, false, 0);
             if (r == TK_ETIMEDOUT) /* a sender that died mid-message? */
                 r = holder_died(d, &d->send_token, &d->send_partial, c->rx_efd) ? TK_EBROKEN : 0;
