@@ -397,12 +397,6 @@ static void fork_from_a_thread(void **state)
     tk_thread *detached = tk_thread_new(gated, tk_args_of("p", (void *)&g), NULL);
     assert_int_equal(tk_thread_start(detached), 0);
     tk_thread_free(detached);
-    /* Fork only once it waits too. Once, under AddressSanitizer, the child
-     * could not start a thread (rare; 12 reruns passed); a fork while this
-     * thread was still starting up is the likely cause, and the test is
-     * about what the child inherits, not about that race. */
-    while (atomic_load(&g.arrived) < 2)
-        usleep(200);
     struct forker f = {other, NULL, -1};
     tk_thread *t = tk_thread_new(fork_here, tk_args_of("p", (void *)&f), NULL);
     assert_int_equal(tk_thread_set_name(t, "the-forker"), 0);
