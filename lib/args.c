@@ -31,12 +31,62 @@ const char *tk_type_name(tk_type t)
 
 /* ------------------------------------------------------------ the bag */
 
+_Static_assert(sizeof(struct tk__bag) % alignof(struct tk__val) == 0,
+               "the inline slots follow the bag header");
+
+static struct tk__val *bag_slots(struct tk__bag *b)
+{
+    return (struct tk__val *)(b + 1);
+}
+
+static char *bag_arena(struct tk__bag *b)
+{
+    return (char *)(bag_slots(b) + b->nslots);
+}
+
 static void bag_init(struct tk__bag *b)
 {
     b->len = 0;
-    b->cap = TK__BAG_SLOTS;
-    b->v = b->slots;
+    b->cap = b->nslots;
+    b->v = bag_slots(b);
     b->used = 0;
+}
+
+/* a + b, at most the inline limit (each term is at most twice it). */
+static size_t arena_add(size_t a, size_t b)
+{
+    a += b;
+    return a < TK__BAG_MAX_ARENA ? a : TK__BAG_MAX_ARENA;
+}
+
+/* A new empty bag (the memory of a tk_args or tk_kwargs) with room inline
+ * for nslots values and `arena` payload bytes, within the inline limits. */
+static void *bag_new(size_t nslots, size_t arena)
+{
+    nslots = nslots < TK__BAG_MAX_SLOTS ? nslots : TK__BAG_MAX_SLOTS;
+    arena = arena < TK__BAG_MAX_ARENA ? arena : TK__BAG_MAX_ARENA;
+    struct tk__bag *b = tk__malloc(sizeof *b + nslots * sizeof(struct tk__val) + arena);
+    if (b) {
+        b->nslots = (uint32_t)nslots;
+        b->arena_size = (uint32_t)arena;
+        bag_init(b);
+    }
+    return b;
+}
+
+/* The arena bytes a value (and its key) takes when stored (see bag_place),
+ * with room for aligning bytes; saturates rather than overflows. */
+static size_t val_need(const struct tk__val *v, const char *key)
+{
+    size_t n = 0;
+    if (v->type == TK_TYPE_STR || (v->type == TK_TYPE_BYTES && v->n > 0))
+        n = v->n < TK__BAG_MAX_ARENA ? v->n + 1 + (v->type == TK_TYPE_BYTES ? 7 : 0)
+                                     : TK__BAG_MAX_ARENA;
+    if (key) {
+        size_t k = strlen(key);
+        n += k < TK__BAG_MAX_ARENA ? k + 1 : TK__BAG_MAX_ARENA;
+    }
+    return n;
 }
 
 static void val_release(struct tk__val *v)
@@ -52,7 +102,7 @@ static void bag_clear(struct tk__bag *b)
 {
     for (size_t i = 0; i < b->len; i++)
         val_release(&b->v[i]);
-    if (b->v != b->slots)
+    if (b->v != bag_slots(b))
         tk__free(b->v);
     bag_init(b);
 }
@@ -61,16 +111,16 @@ int tk__bag_reserve(struct tk__bag *b, size_t extra)
 {
     if (extra <= b->cap - b->len)
         return 0;
-    size_t cap = b->cap * 2;
+    size_t cap = b->cap < 2 ? 4 : b->cap * 2;
     if (cap < b->len + extra)
         cap = b->len + extra;
     if (cap > SIZE_MAX / sizeof *b->v)
         return tk__error(TK_ENOMEM, "out of memory");
     struct tk__val *v;
-    if (b->v == b->slots) {
+    if (b->v == bag_slots(b)) {
         v = tk__malloc(cap * sizeof *v);
-        if (v)
-            memcpy(v, b->slots, b->len * sizeof *v);
+        if (v && b->len)
+            memcpy(v, b->v, b->len * sizeof *v);
     } else {
         v = tk__realloc(b->v, cap * sizeof *v);
     }
@@ -91,8 +141,8 @@ static char *bag_place(struct tk__bag *b, const void *src, size_t n, size_t alig
     char *dst;
     *heap = false;
     size_t at = (b->used + align - 1) & ~(align - 1);
-    if (at <= TK__BAG_ARENA && n < TK__BAG_ARENA - at) {
-        dst = b->arena + at;
+    if (at <= b->arena_size && n < b->arena_size - at) {
+        dst = bag_arena(b) + at;
         b->used = at + n + 1;
     } else {
         if (n == SIZE_MAX)
@@ -179,12 +229,22 @@ int tk__bag_set(struct tk__bag *b, const char *key, const struct tk__val *v)
     return 0;
 }
 
-static int bag_copy(struct tk__bag *dst, const struct tk__bag *src)
+/* A new bag holding copies of src's values (NULL src: an empty one). */
+static void *bag_copy(const struct tk__bag *src)
 {
-    int rc = tk__bag_reserve(dst, src->len);
-    for (size_t i = 0; rc == 0 && i < src->len; i++)
+    size_t arena = 0, len = src ? src->len : 0;
+    for (size_t i = 0; i < len; i++)
+        arena = arena_add(arena, val_need(&src->v[i], src->v[i].key));
+    struct tk__bag *dst = src ? bag_new(len, arena) : bag_new(TK__BAG_SLOTS, TK__BAG_ARENA);
+    int rc = dst ? tk__bag_reserve(dst, len) : TK_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < len; i++)
         rc = tk__bag_push(dst, src->v[i].key, &src->v[i]);
-    return rc;
+    if (rc < 0 && dst) {
+        bag_clear(dst);
+        tk__free(dst);
+        return NULL;
+    }
+    return dst;
 }
 
 /* --------------------------------------------------- reading formats */
@@ -246,10 +306,7 @@ static bool is_space(char c)
 
 tk_args *tk_args_new(void)
 {
-    tk_args *a = tk__malloc(sizeof *a);
-    if (a)
-        bag_init(&a->b);
-    return a;
+    return bag_new(TK__BAG_SLOTS, TK__BAG_ARENA);
 }
 
 void tk_args_free(tk_args *a)
@@ -260,17 +317,33 @@ void tk_args_free(tk_args *a)
     tk__free(a);
 }
 
+/* The values of a tk_args_of() call read before the bag is made, so that
+ * it is made to measure; longer formats grow the bag as they go. */
+#define ARGS_OF_BATCH 16
+
 tk_args *tk_args_of(const char *fmt, ...)
 {
     if (!fmt)
         return tk__error_null(TK_EINVAL, "tk_args_of: format is NULL");
-    tk_args *a = tk_args_new();
-    if (!a)
-        return NULL;
+    struct tk__val vals[ARGS_OF_BATCH];
+    size_t n = 0, arena = 0;
+    int rc = 0;
     va_list ap;
     va_start(ap, fmt);
-    int rc = 0;
-    for (const char *f = fmt; *f && rc == 0; f++) {
+    const char *f = fmt;
+    for (; *f && n < ARGS_OF_BATCH; f++) {
+        if (is_space(*f))
+            continue;
+        if ((rc = read_value(*f, &ap, &vals[n], "tk_args_of", (size_t)(f - fmt))) < 0)
+            break;
+        arena = arena_add(arena, val_need(&vals[n++], NULL));
+    }
+    tk_args *a = NULL;
+    if (rc == 0 && !(a = bag_new(*f ? TK__BAG_SLOTS + n : n, *f ? arena + TK__BAG_ARENA : arena)))
+        rc = TK_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = tk__bag_push(&a->b, NULL, &vals[i]);
+    for (; *f && rc == 0; f++) {
         if (is_space(*f))
             continue;
         struct tk__val v;
@@ -288,12 +361,7 @@ tk_args *tk_args_of(const char *fmt, ...)
 
 tk_args *tk_args_copy(const tk_args *a)
 {
-    tk_args *c = tk_args_new();
-    if (c && a && bag_copy(&c->b, &a->b) < 0) {
-        tk_args_free(c);
-        return NULL;
-    }
-    return c;
+    return bag_copy(a ? &a->b : NULL);
 }
 
 size_t tk_args_len(const tk_args *a)
@@ -483,7 +551,14 @@ tk_args *tk_args_from(const tk_value *vals, size_t n)
 {
     if (!vals && n)
         return tk__error_null(TK_EINVAL, "tk_args_from: values are NULL with count %zu", n);
-    tk_args *a = tk_args_new();
+    size_t arena = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct tk__val v;
+        if (from_value(&vals[i], i, &v) < 0)
+            return NULL;
+        arena = arena_add(arena, val_need(&v, NULL));
+    }
+    tk_args *a = bag_new(n, arena);
     if (!a)
         return NULL;
     int rc = tk__bag_reserve(&a->b, n);
@@ -504,10 +579,7 @@ tk_args *tk_args_from(const tk_value *vals, size_t n)
 
 tk_kwargs *tk_kwargs_new(void)
 {
-    tk_kwargs *k = tk__malloc(sizeof *k);
-    if (k)
-        bag_init(&k->b);
-    return k;
+    return bag_new(TK__BAG_SLOTS, TK__BAG_ARENA);
 }
 
 void tk_kwargs_free(tk_kwargs *k)
@@ -520,12 +592,7 @@ void tk_kwargs_free(tk_kwargs *k)
 
 tk_kwargs *tk_kwargs_copy(const tk_kwargs *k)
 {
-    tk_kwargs *c = tk_kwargs_new();
-    if (c && k && bag_copy(&c->b, &k->b) < 0) {
-        tk_kwargs_free(c);
-        return NULL;
-    }
-    return c;
+    return bag_copy(k ? &k->b : NULL);
 }
 
 size_t tk_kwargs_len(const tk_kwargs *k)

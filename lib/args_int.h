@@ -5,12 +5,16 @@
  * tk_args and tk_kwargs share one representation (struct tk__bag): an array
  * of values, each with an optional key. Args simply never set keys.
  *
- * Small bags cost one allocation: the first TK__BAG_SLOTS values live in the
- * bag struct itself, and short strings, bytes and keys are carved from an
- * inline arena. Arena space is never reused (a replaced or deleted value's
- * bytes stay until the bag is freed), which keeps placement trivial and is
- * bounded by the arena's size. Anything that does not fit goes to the heap
- * and is flagged so it is freed.
+ * Small bags cost one allocation: values live in slots stored right behind
+ * the bag header, and short strings, bytes and keys are carved from an
+ * inline arena behind the slots. A bag built all at once (tk_args_of,
+ * tk_args_from, a copy) gets exactly the slots and arena its values need,
+ * so a one-integer bag is 72 bytes, small enough for the allocator's
+ * fastest bins; a bag made empty (tk_args_new) to be filled later gets
+ * TK__BAG_SLOTS slots and TK__BAG_ARENA bytes. Arena space is never reused
+ * (a replaced or deleted value's bytes stay until the bag is freed), which
+ * keeps placement trivial and is bounded by the arena's size. Anything that
+ * does not fit goes to the heap and is flagged so it is freed.
  */
 #ifndef TK_ARGS_INT_H
 #define TK_ARGS_INT_H
@@ -43,12 +47,20 @@ struct tk__val {
     char *key; /* kwargs only */
 };
 
+/* Inline storage a built bag may get; more values or bytes go to the heap. */
+#define TK__BAG_MAX_SLOTS 1024
+#define TK__BAG_MAX_ARENA (1u << 20)
+
+/* The header of a bag's allocation: nslots values (struct tk__val) follow
+ * it, then arena_size arena bytes (both may be 0). tk_args and tk_kwargs
+ * are this header, so their allocation is sizeof(tk_args) plus the inline
+ * storage; a bag is never declared by value except empty. */
 struct tk__bag {
     size_t len, cap;
-    struct tk__val *v; /* slots, or a heap array once grown */
-    size_t used;       /* arena bytes handed out */
-    struct tk__val slots[TK__BAG_SLOTS];
-    alignas(max_align_t) char arena[TK__BAG_ARENA];
+    struct tk__val *v;   /* the inline slots, or a heap array once grown */
+    size_t used;         /* arena bytes handed out */
+    uint32_t nslots;     /* inline slots */
+    uint32_t arena_size; /* inline arena bytes */
 };
 
 struct tk_args {

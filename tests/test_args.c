@@ -638,17 +638,44 @@ static tk_kwargs *build_kwargs(void)
                         big_a, 1, big_b, 4, big_b, (size_t)10);
 }
 
+/* A bag built piecemeal: its big values go to the heap one by one. */
+static tk_args *grow_args(void)
+{
+    tk_args *a = tk_args_new();
+    if (a && (tk_args_add_str(a, big_a) < 0 || tk_args_add_int(a, 1) < 0 ||
+              tk_args_add_bytes(a, big_b, 100) < 0 || tk_args_add_str(a, big_b) < 0 ||
+              tk_args_add_str(a, "short") < 0)) {
+        assert_int_equal(tk_last_error_code(), TK_ENOMEM);
+        tk_args_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+/* 20 values: the first 16 are measured before the bag is made, the rest
+ * (big strings here) are added to it as they come. */
+static tk_args *long_args(void)
+{
+    return tk_args_of("iiiiiiiiiiiiiiii ssss", 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
+                      15, 16, big_a, big_b, big_a, "x");
+}
+
 /* Runs op with the n-th allocation failing, for n = 1, 2, ... until it
  * succeeds: every failure must be a clean NULL + TK_ENOMEM (leaks are
- * caught by ASan/valgrind). Returns the number of failures. */
-#define FAULT_LOOP(type, op, free_fn)                          \
+ * caught by ASan/valgrind). The first success must come once `allocs`
+ * allocations could be made, or more when `allocs` is negative (at least
+ * -allocs). */
+#define FAULT_LOOP(type, op, free_fn, allocs)                  \
     do {                                                       \
         for (long n = 1;; n++) {                               \
             tk__fault_set(n);                                  \
             type *obj = (op);                                  \
             tk__fault_set(0);                                  \
             if (obj) {                                         \
-                assert_true(n > 2);                            \
+                if ((allocs) > 0)                              \
+                    assert_int_equal(n - 1, (allocs));         \
+                else                                           \
+                    assert_true(n - 1 >= -(allocs));           \
                 free_fn(obj);                                  \
                 break;                                         \
             }                                                  \
@@ -660,13 +687,30 @@ static void every_allocation_may_fail(void **state)
 {
     (void)state;
     make_bigs();
-    FAULT_LOOP(tk_args, build_args(), tk_args_free);
-    FAULT_LOOP(tk_kwargs, build_kwargs(), tk_kwargs_free);
+    /* A bag built all at once is made to measure: one allocation, even
+     * with values larger than a default bag's arena. */
+    FAULT_LOOP(tk_args, build_args(), tk_args_free, 1);
+    FAULT_LOOP(tk_kwargs, build_kwargs(), tk_kwargs_free, -3);
     tk_args *a = build_args();
     tk_kwargs *k = build_kwargs();
-    FAULT_LOOP(tk_args, tk_args_copy(a), tk_args_free);
-    FAULT_LOOP(tk_kwargs, tk_kwargs_copy(k), tk_kwargs_free);
-    FAULT_LOOP(tk_args, TK_ARGS(1, big_a, 2, big_b, 3, "x", 4.0), tk_args_free);
+    FAULT_LOOP(tk_args, tk_args_copy(a), tk_args_free, 1);
+    FAULT_LOOP(tk_kwargs, tk_kwargs_copy(k), tk_kwargs_free, 1);
+    FAULT_LOOP(tk_args, TK_ARGS(1, big_a, 2, big_b, 3, "x", 4.0), tk_args_free, 1);
+    /* Piecemeal, every big value is an allocation of its own. */
+    FAULT_LOOP(tk_args, grow_args(), tk_args_free, 5); /* + the 5th value's slot array */
+    FAULT_LOOP(tk_args, long_args(), tk_args_free, 4);
+    tk_args *l = long_args();
+    assert_non_null(l);
+    assert_int_equal(tk_args_len(l), 20);
+    const char *ls;
+    int64_t li;
+    assert_int_equal(tk_args_get_int(l, 15, &li), 0);
+    assert_int_equal(li, 16);
+    assert_int_equal(tk_args_get_str(l, 17, &ls), 0);
+    assert_string_equal(ls, big_b);
+    assert_int_equal(tk_args_get_str(l, 19, &ls), 0);
+    assert_string_equal(ls, "x");
+    tk_args_free(l);
 
     /* a failed set or add leaves the bag as it was */
     tk__fault_set(1);

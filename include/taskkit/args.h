@@ -44,9 +44,13 @@
  * concurrently from several threads; a modification must not overlap any
  * other operation on the same bag. Different bags are independent.
  *
- * **Cost**: a bag of up to 4 values whose strings and bytes fit a small inline
- * arena (about 64 bytes together) lives in one heap allocation; larger bags
- * grow. tk_bind allocates nothing.
+ * **Cost**: a bag built all at once (tk_args_of() with up to 16 values,
+ * TK_ARGS(), tk_args_from(), tk_args_copy(), tk_kwargs_copy()) lives in one
+ * heap allocation of just the size its values need (72 bytes for one
+ * integer), strings and bytes included up to 1 MiB. A bag made empty and
+ * filled afterwards holds up to 4 values whose strings, bytes and keys fit
+ * a 64-byte inline arena in one allocation, and grows beyond that.
+ * tk_bind allocates nothing.
  */
 #ifndef TASKKIT_ARGS_H
 #define TASKKIT_ARGS_H
