@@ -63,7 +63,9 @@ static size_t arena_add(size_t a, size_t b)
  * for nslots values and `arena` payload bytes, within the inline limits. */
 static void *bag_new(size_t nslots, size_t arena)
 {
-    nslots = nslots < TK__BAG_MAX_SLOTS ? nslots : TK__BAG_MAX_SLOTS;
+    /* Beyond the limits the values go to a heap array (which would
+     * replace inline slots anyway) and big payloads to their own blocks. */
+    nslots = nslots <= TK__BAG_MAX_SLOTS ? nslots : 0;
     arena = arena < TK__BAG_MAX_ARENA ? arena : TK__BAG_MAX_ARENA;
     struct tk__bag *b = tk__malloc(sizeof *b + nslots * sizeof(struct tk__val) + arena);
     if (b) {

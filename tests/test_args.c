@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h> /* malloc_usable_size */
+#endif
 
 #include "internal.h"
 #include "taskkit.h"
@@ -815,6 +818,69 @@ static void small_bag_is_one_allocation(void **state)
     tk_kwargs_free(k);
 }
 
+/* tk_args_of, tk_args_from and the copies size the bag to its values:
+ * one allocation however long the strings, small for small bags, and
+ * past the inline limits (slots, arena) the values still all come back. */
+static void built_bags_are_made_to_measure(void **state)
+{
+    (void)state;
+    char big[300];
+    memset(big, 'z', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    tk__fault_set(1L << 60); /* count, never fail */
+    tk_args *a = tk_args_of("sis", big, 5, "tail");
+    assert_int_equal(tk__fault_allocs(), 1);
+    tk__fault_set(0);
+    tk_args *one = tk_args_of("l", (int64_t)42);
+#ifdef __GLIBC__
+    /* a one-integer bag: header + one slot, a fastbin-sized block */
+    assert_true(malloc_usable_size(one) < 100);
+    assert_true(malloc_usable_size(a) < 600);
+#endif
+    /* a made-to-measure bag still grows */
+    assert_int_equal(tk_args_add_str(one, big), 0);
+    assert_int_equal(tk_args_add_int(one, 7), 0);
+    const char *s;
+    int64_t i64;
+    assert_int_equal(tk_args_get_int(one, 0, &i64), 0);
+    assert_int_equal(i64, 42);
+    assert_int_equal(tk_args_get_str(one, 1, &s), 0);
+    assert_string_equal(s, big);
+    tk_args_free(one);
+    tk_args_free(a);
+
+    /* more values than a bag keeps inline */
+    tk_args *many = tk_args_new();
+    for (int i = 0; i < 1500; i++)
+        assert_int_equal(tk_args_add_int(many, i), 0);
+    tk_args *mc = tk_args_copy(many);
+    tk_args_free(many);
+    assert_int_equal(tk_args_len(mc), 1500);
+    for (int i = 0; i < 1500; i++) {
+        assert_int_equal(tk_args_get_int(mc, (size_t)i, &i64), 0);
+        assert_int_equal(i64, i);
+    }
+    tk_args_free(mc);
+
+    /* payloads beyond the inline arena limit */
+    size_t n = (size_t)3 << 20;
+    unsigned char *buf = malloc(n);
+    assert_non_null(buf);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (unsigned char)(i * 7);
+    tk_args *y = tk_args_of("sy", "x", buf, n);
+    tk_args *yc = tk_args_copy(y);
+    tk_args_free(y);
+    const void *p;
+    size_t got;
+    assert_int_equal(tk_args_get_bytes(yc, 1, &p, &got), 0);
+    assert_int_equal(got, n);
+    assert_int_equal((uintptr_t)p % 8, 0);
+    assert_memory_equal(p, buf, n);
+    tk_args_free(yc);
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -826,6 +892,7 @@ int main(void)
         cmocka_unit_test(args_of_errors),
         cmocka_unit_test(args_copy_is_deep),
         cmocka_unit_test(args_grow_past_inline_storage),
+        cmocka_unit_test(built_bags_are_made_to_measure),
         cmocka_unit_test(bytes_are_aligned),
         cmocka_unit_test(kwargs_set_get_every_type),
         cmocka_unit_test(kwargs_replace_in_place_and_delete),
