@@ -6,7 +6,10 @@
  * external *peer* (the GLib helper, the Python script): a child process that
  * reads an operation count per line on stdin, runs that many operations and
  * answers with the time per operation, so it starts once per row, not once
- * per round.
+ * per round. An in-process side may also be *isolated*: it then runs in a
+ * forked child of this program that answers like a peer, so its heap is its
+ * own (a baseline's malloc traffic cannot slow the side measured after it;
+ * the side's state must then be made by its body, in the child).
  * Every side is first calibrated so one round lasts about BH_ROUND_MS, then
  * the sides take turns, round after round (forward on even rounds, backward
  * on odd ones, so no side always runs on a warm or a cold machine). A figure
@@ -53,6 +56,7 @@ struct bh_side {
     double (*timed)(void *ctx, long n); /* instead of body: times itself, returns ns */
     void *ctx;
     const char *peer;    /* "glib NAME" or "py NAME": run by the peer, or NULL */
+    bool isolated;       /* body or timed runs in a forked child (see above) */
     double max_ratio;    /* target: libtaskkit/this <= max_ratio (0: none) */
     long fixed_n;        /* > 0: operations per round, not calibrated */
     long min_n;          /* calibration starts here (sides with a cost per round) */
@@ -208,14 +212,33 @@ static inline void bh_emit(const char *row, bool first, const char *impl, enum b
 
 /* ------------------------------------------------------------ measuring */
 
+static inline double bh_run_here(struct bh_side *s, long n)
+{
+    if (s->timed != NULL)
+        return s->timed(s->ctx, n) / n;
+    double t0 = bh_now();
+    s->body(s->ctx, n);
+    return (bh_now() - t0) / n;
+}
+
+/* An isolated side's child: reads counts on fd 0, answers on fd 1. */
+static inline void bh_isolated_child(struct bh_side *s)
+{
+    FILE *in = fdopen(0, "r");
+    long n;
+    while (in != NULL && fscanf(in, "%ld", &n) == 1 && n > 0)
+        dprintf(1, "%.17g\n", bh_run_here(s, n));
+    _exit(0); /* not exit(): the parent's stdio buffers and atexit handlers stay its own */
+}
+
 /* Starts the side's peer: "glib NAME" runs $BENCH_GLIB NAME, "py NAME" runs
- * $BENCH_PYTHON $BENCH_PY NAME. */
+ * $BENCH_PYTHON $BENCH_PY NAME; an isolated side forks bh_isolated_child. */
 static inline bool bh_peer_start(struct bh_side *s)
 {
     const char *pyexe = getenv("BENCH_PYTHON") ? getenv("BENCH_PYTHON") : "python3";
-    const char *argv[4] = {getenv("BENCH_GLIB"), s->peer + 5, NULL, NULL};
+    const char *argv[4] = {getenv("BENCH_GLIB"), s->peer ? s->peer + 5 : NULL, NULL, NULL};
     int to[2], from[2];
-    if (strncmp(s->peer, "py ", 3) == 0) {
+    if (s->peer != NULL && strncmp(s->peer, "py ", 3) == 0) {
         argv[0] = pyexe;
         argv[1] = getenv("BENCH_PY");
         argv[2] = s->peer + 3;
@@ -235,6 +258,12 @@ static inline bool bh_peer_start(struct bh_side *s)
         close(to[1]);
         close(from[0]);
         close(from[1]);
+        if (s->isolated) {
+            /* Nothing of the parent's but the two pipes: an isolated
+             * child started later must not hold this one's stdin open. */
+            close_range(3, ~0U, 0);
+            bh_isolated_child(s);
+        }
         execvp(argv[0], (char *const *)argv);
         _exit(127);
     }
@@ -285,13 +314,9 @@ static inline const char *bh_peer_missing(const char *peer)
 /* One round of a side: ns per operation. */
 static inline double bh_round(struct bh_side *s, long n)
 {
-    if (s->peer != NULL)
+    if (s->peer != NULL || s->isolated)
         return bh_peer(s, n);
-    if (s->timed != NULL)
-        return s->timed(s->ctx, n) / n;
-    double t0 = bh_now();
-    s->body(s->ctx, n);
-    return (bh_now() - t0) / n;
+    return bh_run_here(s, n);
 }
 
 /* Finds n so that a round lasts about bh.round_ns (doubles as a warm-up).
