@@ -59,7 +59,8 @@ struct bh_side {
     bool isolated;       /* body or timed runs in a forked child (see above) */
     double max_ratio;    /* target: libtaskkit/this <= max_ratio (0: none) */
     long fixed_n;        /* > 0: operations per round, not calibrated */
-    long min_n;          /* calibration starts here (sides with a cost per round) */
+    long min_n;          /* calibration starts here and stays at or above it
+                          * (sides with a cost per round) */
     const char *missing; /* set: the side cannot run, print this instead */
     pid_t peer_pid;      /* the running peer (internal) */
     FILE *peer_to, *peer_from;
@@ -336,6 +337,8 @@ static inline long bh_calibrate(struct bh_side *s)
             if (marginal <= 0 || marginal > per)
                 marginal = per;
             double want = bh.round_ns / (marginal > 0 ? marginal : 1);
+            if (want < s->min_n)
+                want = (double)s->min_n;
             return want < 1 ? 1 : want > (1L << 30) ? (1L << 30) : (long)want;
         }
         prev_n = n;

@@ -278,31 +278,42 @@ static double tk_pipe_pingpong(void *ctx, long n)
 }
 #endif
 
+/* Messages per round at least: each round forks a fresh child, whose first
+ * messages (and the parent's first ones after the fork) pay copy-on-write
+ * faults on the pages they touch. One slow calibration round could
+ * settle on rounds of a few dozen messages, where those faults swamped
+ * the messages: one CI run read the TK_SHARED queue at 36 us a message
+ * against 1-2 us in rounds of thousands. */
+#define ONEWAY_MIN 2000
+#define PINGPONG_MIN 200
+
 int main(void)
 {
     bh_init("queue");
     memset(payload, 'x', sizeof payload);
     static int seqpacket = SOCK_SEQPACKET;
     struct bh_side queue_one[] = {
-        {.impl = "libtaskkit TK_SHARED queue", .timed = TK_ONLY(tk_queue_oneway)},
-        {.impl = "raw pipe", .timed = raw_oneway, .max_ratio = 1.0},
+        {.impl = "libtaskkit TK_SHARED queue", .timed = TK_ONLY(tk_queue_oneway), .min_n = ONEWAY_MIN},
+        {.impl = "raw pipe", .timed = raw_oneway, .max_ratio = 1.0, .min_n = ONEWAY_MIN},
         {.impl = "Python mp.Queue", .peer = "py queue_oneway"},
     };
     struct bh_side pipe_one[] = {
-        {.impl = "libtaskkit pipe (tk_conn)", .timed = TK_ONLY(tk_pipe_oneway)},
-        {.impl = "raw pipe", .timed = raw_oneway, .max_ratio = 1.0},
-        {.impl = "raw AF_UNIX seqpacket", .timed = raw_oneway, .ctx = &seqpacket},
+        {.impl = "libtaskkit pipe (tk_conn)", .timed = TK_ONLY(tk_pipe_oneway), .min_n = ONEWAY_MIN},
+        {.impl = "raw pipe", .timed = raw_oneway, .max_ratio = 1.0, .min_n = ONEWAY_MIN},
+        {.impl = "raw AF_UNIX seqpacket", .timed = raw_oneway, .ctx = &seqpacket,
+         .min_n = ONEWAY_MIN},
         {.impl = "Python mp.Pipe", .peer = "py pipe_oneway"},
     };
     struct bh_side queue_pp[] = {
-        {.impl = "libtaskkit TK_SHARED queue", .timed = TK_ONLY(tk_queue_pingpong)},
-        {.impl = "raw pipe", .timed = raw_pingpong, .max_ratio = 1.5},
+        {.impl = "libtaskkit TK_SHARED queue", .timed = TK_ONLY(tk_queue_pingpong), .min_n = PINGPONG_MIN},
+        {.impl = "raw pipe", .timed = raw_pingpong, .max_ratio = 1.5, .min_n = PINGPONG_MIN},
         {.impl = "Python mp.Queue", .peer = "py queue_pingpong"},
     };
     struct bh_side pipe_pp[] = {
-        {.impl = "libtaskkit pipe (tk_conn)", .timed = TK_ONLY(tk_pipe_pingpong)},
-        {.impl = "raw pipe", .timed = raw_pingpong, .max_ratio = 1.5},
-        {.impl = "raw AF_UNIX seqpacket", .timed = raw_pingpong, .ctx = &seqpacket},
+        {.impl = "libtaskkit pipe (tk_conn)", .timed = TK_ONLY(tk_pipe_pingpong), .min_n = PINGPONG_MIN},
+        {.impl = "raw pipe", .timed = raw_pingpong, .max_ratio = 1.5, .min_n = PINGPONG_MIN},
+        {.impl = "raw AF_UNIX seqpacket", .timed = raw_pingpong, .ctx = &seqpacket,
+         .min_n = PINGPONG_MIN},
         {.impl = "Python mp.Pipe", .peer = "py pipe_pingpong"},
     };
     bh_section("Queues and pipes between two processes, 64-byte messages");
