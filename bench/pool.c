@@ -252,26 +252,26 @@ static void side_close(struct side *s, bool tk)
  * doubled the cost of libtaskkit's args bags in the next round (~200 ns a
  * task alone, 450-550 ns beside it), while the GLib and Python peers each
  * had a heap of their own. */
+static void open_once(struct side *s, bool tk)
+{
+    if (!s->opened) {
+        side_open(s, tk, (int)workers, 0);
+        s->opened = true;
+    }
+}
+
 #if HAVE_TK
 static void tk_tasks_isolated(void *ctx, long n)
 {
-    struct side *s = ctx;
-    if (!s->opened) {
-        side_open(s, true, (int)workers, 0);
-        s->opened = true;
-    }
-    tk_tasks(s, n);
+    open_once(ctx, true);
+    tk_tasks(ctx, n);
 }
 #endif
 
 static void raw_tasks_isolated(void *ctx, long n)
 {
-    struct side *s = ctx;
-    if (!s->opened) {
-        side_open(s, false, (int)workers, 0);
-        s->opened = true;
-    }
-    raw_tasks(s, n);
+    open_once(ctx, false);
+    raw_tasks(ctx, n);
 }
 
 /* Measures one thread-pool point: libtaskkit and the minimal pool. */
